@@ -1,0 +1,63 @@
+"""Running a model over an image of any size: preprocess, tile, predict, stitch.
+
+This is the one inference path: the viewer's worker and the trainer's evaluation both call
+:func:`predict_image`, so they cannot disagree on preprocessing or tiling.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .preprocess import preprocess
+from .tiling import TILE, extract_tiles, stitch
+
+DEFAULT_OVERLAP = 32
+DEFAULT_BATCH = 4
+
+
+class Cancelled(Exception):
+    """Raised inside :func:`predict_image` when the caller asked to stop."""
+
+
+@dataclass
+class Prediction:
+    probability: np.ndarray  # float32 (H, W) in [0, 1]
+    timing: dict[str, float] = field(default_factory=dict)  # seconds: preprocess, inference, total
+    tiles: int = 0
+
+    def mask(self, threshold: float) -> np.ndarray:
+        return self.probability >= threshold
+
+
+def predict_tiles(model, tiles: np.ndarray, batch: int = DEFAULT_BATCH,
+                  progress: Callable[[int, int], None] | None = None,
+                  cancelled: Callable[[], bool] | None = None) -> np.ndarray:
+    """Sigmoid outputs (N, h, w) of float32 tiles (N, h, w, 3), a batch at a time."""
+    from keras.ops import convert_to_numpy
+
+    out = np.empty(tiles.shape[:3], np.float32)
+    for start in range(0, len(tiles), batch):
+        if cancelled is not None and cancelled():
+            raise Cancelled()
+        chunk = tiles[start:start + batch]
+        out[start:start + len(chunk)] = convert_to_numpy(model(chunk, training=False))[..., 0]
+        if progress is not None:
+            progress(start + len(chunk), len(tiles))
+    return out
+
+
+def predict_image(model, image: np.ndarray, equalize: str, tile: int = TILE, overlap: int = DEFAULT_OVERLAP,
+                  batch: int = DEFAULT_BATCH, progress: Callable[[int, int], None] | None = None,
+                  cancelled: Callable[[], bool] | None = None) -> Prediction:
+    """Probability map of an RGB uint8 image; ``equalize`` must be the model card's."""
+    t0 = time.perf_counter()
+    x = preprocess(image, equalize)
+    tiles, layout = extract_tiles(x, tile, overlap)
+    t1 = time.perf_counter()
+    probs = predict_tiles(model, tiles, batch, progress, cancelled)
+    t2 = time.perf_counter()
+    return Prediction(probability=stitch(probs, layout), tiles=len(tiles),
+                      timing={"preprocess": t1 - t0, "inference": t2 - t1, "total": t2 - t0})

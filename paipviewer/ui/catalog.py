@@ -1,0 +1,78 @@
+"""The model files the viewer knows: shipped, a user folder, and any opened or dropped.
+
+Cards are read without importing Keras, so the list fills at once; the model is loaded in the
+worker only when it runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from paipviewer.core.modelfile import ModelCard, ModelFileError, read_card
+
+from .paths import DEFAULT_MODEL_STEM
+
+
+@dataclass
+class ModelInfo:
+    path: Path
+    card: ModelCard | None
+    error: str | None = None
+
+    @property
+    def key(self) -> str:
+        return str(self.path)
+
+    @property
+    def label(self) -> str:
+        return f"{self.card.label}  ({self.path.stem})" if self.card else f"{self.path.name} (unusable)"
+
+    def describe(self) -> str:
+        if self.card is None:
+            return self.error or "unusable"
+        c = self.card
+        size = self.path.stat().st_size if self.path.exists() else 0
+        data = c.training.get("data") or c.training.get("dataset") or "not recorded"
+        epochs = c.training.get("epochs_run")
+        lines = [f"{c.label}: {c.architecture}, {c.filters} filters, depth {c.depth}",
+                 f"{c.params:,} parameters, file {size / 1e6:.2f} MB",
+                 f"Training data: {data}" + (f" ({epochs} epochs)" if epochs else ""),
+                 f"Preprocessing: {c.equalize}; threshold {c.threshold:g}"]
+        if c.metrics:
+            shown = ", ".join(f"{k} {v:.3f}" for k, v in c.metrics.items() if isinstance(v, (int, float)))
+            if shown:
+                lines.append(f"Card metrics: {shown}")
+        return "\n".join(lines)
+
+
+class ModelCatalog:
+    def __init__(self) -> None:
+        self.models: list[ModelInfo] = []
+
+    def scan(self, folder: Path) -> list[ModelInfo]:
+        if not folder.is_dir():
+            return []
+        return [self.add(p) for p in sorted(folder.glob("*.keras"))]
+
+    def add(self, path: Path) -> ModelInfo:
+        path = Path(path).resolve()
+        found = self.find(str(path))
+        if found:
+            return found
+        try:
+            info = ModelInfo(path, read_card(path))
+        except ModelFileError as exc:
+            info = ModelInfo(path, None, str(exc))
+        self.models.append(info)
+        return info
+
+    def find(self, key: str | None) -> ModelInfo | None:
+        return next((m for m in self.models if m.key == key), None) if key else None
+
+    def usable(self) -> list[ModelInfo]:
+        return [m for m in self.models if m.card is not None]
+
+    def default(self) -> ModelInfo | None:
+        usable = self.usable()
+        preferred = [m for m in usable if m.path.stem == DEFAULT_MODEL_STEM]
+        return (preferred or usable or [None])[0]

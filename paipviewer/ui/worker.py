@@ -1,0 +1,118 @@
+"""Work off the UI thread (superqt/napari ``thread_worker`` habit).
+
+A :class:`Task` runs one function in a thread pool and reports through Qt signals, which are
+delivered on the UI thread. The function gets ``progress(done, total)`` and ``cancelled()``
+callables; cancelling is cooperative (the function checks between steps). A task whose
+cancel was requested reports ``cancelled`` instead of ``result``, so a stale result never
+reaches the window through this path either.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from paipviewer.core.inference import Cancelled
+
+
+class TaskSignals(QObject):
+    started = Signal()
+    progress = Signal(int, int)
+    result = Signal(object)
+    error = Signal(str)
+    cancelled = Signal()
+    finished = Signal()
+
+
+class Task(QRunnable):
+    def __init__(self, fn: Callable, *args, tag=None, **kwargs) -> None:
+        super().__init__()
+        self.setAutoDelete(False)  # the window keeps a reference to cancel it; Python owns it
+        self.fn, self.args, self.kwargs, self.tag = fn, args, kwargs, tag
+        self.signals = TaskSignals()
+        self._cancel = threading.Event()
+        self.done = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def run(self) -> None:
+        s = self.signals
+        try:
+            if self.is_cancelled:
+                raise Cancelled()
+            s.started.emit()
+            value = self.fn(*self.args, progress=s.progress.emit, cancelled=self._cancel.is_set, **self.kwargs)
+            if self.is_cancelled:
+                raise Cancelled()
+            s.result.emit(value)
+        except Cancelled:
+            s.cancelled.emit()
+        except Exception as exc:  # reported to the user; the viewer keeps working
+            if not isinstance(exc, ValueError):  # the core's user-facing errors are ValueErrors
+                traceback.print_exc()
+            s.error.emit(str(exc) or type(exc).__name__)
+        finally:
+            self.done.set()
+            s.finished.emit()
+
+
+class ModelCache:
+    """Loaded models by file, and one lock per model: a Keras model runs one call at a time."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, object] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def get(self, key: str):
+        """(LoadedModel, seconds spent loading it now); caller holds ``lock(key)``."""
+        loaded = self._models.get(key)
+        if loaded is not None:
+            return loaded, 0.0
+        from paipviewer.core.modelfile import load_model  # imports Keras/TensorFlow, here in the worker
+
+        t0 = time.perf_counter()
+        loaded = load_model(key)
+        self._models[key] = loaded
+        return loaded, time.perf_counter() - t0
+
+
+def run_model(cache: ModelCache, model_key: str, image, *, progress, cancelled):
+    """Worker body: load (once) and run a model over an image. Returns a session ``Result``."""
+    from paipviewer.core.inference import predict_image
+
+    from .session import Result
+
+    with cache.lock(model_key):
+        if cancelled():
+            raise Cancelled()
+        loaded, load_seconds = cache.get(model_key)
+        prediction = predict_image(loaded.model, image, loaded.card.equalize,
+                                   progress=progress, cancelled=cancelled)
+    prediction.timing["model_load"] = load_seconds
+    return Result(prediction, load_seconds)
+
+
+def make_pool(threads: int = 2) -> QThreadPool:
+    pool = QThreadPool()
+    pool.setMaxThreadCount(threads)
+    return pool
+
+
+def load_image(image_path, mask_path, *, progress, cancelled):
+    """Worker body: read an image and its ground truth (a large file can take seconds)."""
+    from .session import load_pixels
+
+    return load_pixels(image_path, mask_path)

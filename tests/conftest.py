@@ -1,0 +1,47 @@
+"""Shared test fixtures: the real data in ../shared/data and small real model files."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("PAIP_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def _data(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.fail(f"test data {path} is missing; set PAIP_SHARED_DATA to the shared/data folder")
+    return path
+
+
+@pytest.fixture(scope="session")
+def monuseg() -> Path:
+    return _data("monuseg")
+
+
+@pytest.fixture(scope="session")
+def samples256() -> Path:
+    return _data("monuseg_sample256")
+
+
+@pytest.fixture(scope="session")
+def paip_fixture() -> Path:
+    return _data("paip2023_layout_fixture")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory) -> Path:
+    """A real, untrained ELU-Net 4/4 saved as a model file with its card."""
+    from paipviewer.core.modelfile import ModelCard, save_model
+    from trainer.models import build_model
+
+    model = build_model("elunet", 4, 4, input_size=None)
+    path = tmp_path_factory.mktemp("models") / "elunet_4_4.keras"
+    card = ModelCard(architecture="elunet", filters=4, depth=4, params=int(model.count_params()), equalize="rgb")
+    return save_model(model, card, path)

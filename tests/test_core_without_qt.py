@@ -1,0 +1,31 @@
+"""The core and the trainer never import Qt: the viewer and the trainer share them as they are."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+CHECK = """
+import sys, pkgutil, importlib
+import paipviewer.core, trainer
+names = [m.name for p in (paipviewer.core, trainer) for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.')]
+for name in names:
+    importlib.import_module(name)
+qt = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'shiboken6', 'pyqtgraph', 'qtawesome'))
+print(len(names), qt)
+assert not qt, qt
+"""
+
+
+def test_core_and_trainer_import_without_qt():
+    out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    n_modules = int(out.stdout.split()[0])
+    assert n_modules >= 10
+
+
+def test_core_does_not_load_tensorflow_for_cards_and_metrics():
+    code = ("import sys, paipviewer.core.modelfile, paipviewer.core.metrics, paipviewer.core.datasets; "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

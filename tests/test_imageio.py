@@ -1,0 +1,109 @@
+"""Reading images and masks from real files, and refusing bad ones clearly."""
+from __future__ import annotations
+
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+
+from paipviewer.core.imageio import ImageReadError, probe_size, read_image, read_mask
+
+
+def test_monuseg_tiff_reads_as_rgb(monuseg):
+    path = next((monuseg / "train" / "images").glob("*.tif"))
+    image = read_image(path)
+    assert image.shape == (1000, 1000, 3) and image.dtype == np.uint8
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(image, bgr[:, :, ::-1])
+
+
+def test_uint16_instance_map_trap(paip_fixture):
+    """Default OpenCV flags turn a uint16 instance map into uint8 and lose nuclei; read_mask must not."""
+    path = paip_fixture / "2. PAIP2023_Traning masks" / "tumor" / "tr_c001_tumor.png"
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert raw.dtype == np.uint16 and raw.max() > 255
+    naive = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) > 0
+    mask = read_mask(path)
+    np.testing.assert_array_equal(mask, raw > 0)
+    assert len(np.unique(raw[mask])) == raw.max()
+    # The trap: the default 8-bit read keeps only the nuclei with ids >= 256.
+    assert naive.sum() < 0.2 * mask.sum()
+
+
+def test_binary_01_mask_and_255_mask_agree(samples256, tmp_path):
+    path = next((samples256 / "masks").glob("*.png"))
+    mask01 = read_mask(path)
+    assert set(np.unique(cv2.imread(str(path), cv2.IMREAD_UNCHANGED))) <= {0, 1}
+    assert 0 < mask01.mean() < 1
+    cv2.imwrite(str(tmp_path / "m255.png"), mask01.astype(np.uint8) * 255)
+    np.testing.assert_array_equal(read_mask(tmp_path / "m255.png"), mask01)
+    inst = samples256 / "masks_instance" / path.name
+    np.testing.assert_array_equal(read_mask(inst), mask01)
+
+
+def test_bit_depths_and_channels(samples256, tmp_path):
+    rgb = read_image(next((samples256 / "images").glob("*.png")))
+    bgr = rgb[:, :, ::-1]
+    cv2.imwrite(str(tmp_path / "a16.png"), bgr.astype(np.uint16) * 257)
+    cv2.imwrite(str(tmp_path / "grey.png"), cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(tmp_path / "rgba.png"), np.dstack([bgr, np.full(rgb.shape[:2], 128, np.uint8)]))
+    cv2.imwrite(str(tmp_path / "a.jpg"), bgr, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    cv2.imwrite(str(tmp_path / "a.tiff"), bgr)
+    np.testing.assert_array_equal(read_image(tmp_path / "a16.png"), rgb)
+    np.testing.assert_array_equal(read_image(tmp_path / "rgba.png"), rgb)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.tiff"), rgb)
+    grey = read_image(tmp_path / "grey.png")
+    assert grey.shape == rgb.shape and (grey[:, :, 0] == grey[:, :, 2]).all()
+    assert np.abs(read_image(tmp_path / "a.jpg").astype(int) - rgb).mean() < 3
+
+
+def test_probe_size_matches_decoded_size(monuseg, tmp_path, samples256):
+    tif = next((monuseg / "test" / "images").glob("*.tif"))
+    assert probe_size(tif.read_bytes()) == (1000, 1000)
+    png = next((samples256 / "images").glob("*.png"))
+    assert probe_size(png.read_bytes()) == (256, 256)
+    cv2.imwrite(str(tmp_path / "x.jpg"), np.zeros((30, 70, 3), np.uint8))
+    assert probe_size((tmp_path / "x.jpg").read_bytes()) == (70, 30)
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A tiny, valid-looking PNG header that declares a huge image (a decompression bomb)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_is_refused(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_claiming(100_000, 100_000))
+    with pytest.raises(ImageReadError, match="too large"):
+        read_image(bomb)
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "empty"),
+    (b"this is not an image at all", "not a readable"),
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "no pixels|not a readable|cannot decode"),
+])
+def test_bad_files_get_clear_errors(tmp_path, content, message):
+    path = tmp_path / "bad.png"
+    path.write_bytes(content)
+    with pytest.raises(ImageReadError, match=message):
+        read_image(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ImageReadError, match="no such file"):
+        read_image(tmp_path / "nope.png")
+
+
+def test_wrong_masks_are_refused(samples256):
+    image_path = next((samples256 / "images").glob("*.png"))
+    with pytest.raises(ImageReadError, match="photograph"):
+        read_mask(image_path)
+    mask_path = samples256 / "masks" / image_path.name
+    with pytest.raises(ImageReadError, match="mask is 256 x 256 but the image is 300 x 200"):
+        read_mask(mask_path, shape=(200, 300))

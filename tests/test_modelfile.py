@@ -1,0 +1,104 @@
+"""Model files: round trip with the card, safe loading, clear errors for broken or foreign files."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+from paipviewer.core.imageio import read_image
+from paipviewer.core.inference import Cancelled, predict_image
+from paipviewer.core.modelfile import ModelCard, ModelFileError, card_path, load_model, read_card, save_model
+
+
+def test_roundtrip_keeps_weights_and_card(tiny_model_file, samples256):
+    loaded = load_model(tiny_model_file)
+    card = loaded.card
+    assert (card.architecture, card.filters, card.depth, card.params) == ("elunet", 4, 4, 40377)
+    assert card.equalize == "rgb" and card.threshold == 0.5 and card.created and card.project_version
+    assert card.label == "ELU-Net 4/4"
+    assert read_card(tiny_model_file) == card
+    assert loaded.file_bytes == tiny_model_file.stat().st_size
+    image = read_image(next((samples256 / "images").glob("*.png")))
+    a = predict_image(loaded.model, image, card.equalize)
+    b = predict_image(load_model(tiny_model_file).model, image, card.equalize)
+    np.testing.assert_array_equal(a.probability, b.probability)
+    assert a.probability.shape == image.shape[:2] and a.tiles == 4
+    assert set(a.timing) == {"preprocess", "inference", "total"}
+
+
+def test_prediction_on_odd_size_image(tiny_model_file, monuseg):
+    image = read_image(next((monuseg / "test" / "images").glob("*.tif")))[:300, :517]
+    progress = []
+    pred = predict_image(load_model(tiny_model_file).model, image, "rgb", overlap=32,
+                         progress=lambda done, total: progress.append((done, total)))
+    assert pred.probability.shape == (300, 517)
+    assert progress[-1] == (pred.tiles, pred.tiles)
+
+
+def test_cancel_between_batches(tiny_model_file, samples256):
+    image = read_image(next((samples256 / "images").glob("*.png")))
+    with pytest.raises(Cancelled):
+        predict_image(load_model(tiny_model_file).model, image, "rgb", batch=1, cancelled=lambda: True)
+
+
+def test_refuses_to_overwrite(tiny_model_file):
+    model = load_model(tiny_model_file).model
+    before = tiny_model_file.read_bytes()
+    with pytest.raises(FileExistsError):
+        save_model(model, read_card(tiny_model_file), tiny_model_file)
+    assert tiny_model_file.read_bytes() == before
+    assert not list(tiny_model_file.parent.glob("*.part"))
+
+
+def test_truncated_file(tiny_model_file, tmp_path):
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(tiny_model_file.read_bytes()[:5000])
+    shutil.copy(card_path(tiny_model_file), card_path(broken))
+    with pytest.raises(ModelFileError, match="damaged"):
+        load_model(broken)
+
+
+def test_missing_or_bad_card(tiny_model_file, tmp_path):
+    lone = tmp_path / "lone.keras"
+    shutil.copy(tiny_model_file, lone)
+    with pytest.raises(ModelFileError, match="no model card"):
+        load_model(lone)
+    card_path(lone).write_text("{not json")
+    with pytest.raises(ModelFileError, match="unreadable model card"):
+        load_model(lone)
+    card = json.loads(card_path(tiny_model_file).read_text())
+    card_path(lone).write_text(json.dumps({**card, "params": 12}))
+    with pytest.raises(ModelFileError, match="card says 12 parameters"):
+        load_model(lone)
+    card_path(lone).write_text(json.dumps({**card, "equalize": "sepia"}))
+    with pytest.raises(ModelFileError, match="invalid"):
+        load_model(lone)
+
+
+def test_foreign_model_shapes_are_refused(tmp_path):
+    inp = keras.Input((None, None, 3))
+    out = keras.layers.Conv2D(2, 1)(inp)
+    model = keras.Model(inp, out)
+    path = tmp_path / "two_channels.keras"
+    save_model(model, ModelCard("unet", 1, 1, int(model.count_params())), path)
+    with pytest.raises(ModelFileError, match="one-channel"):
+        load_model(path)
+
+
+def test_lambda_layer_never_runs(tmp_path):
+    """A model with a Lambda layer carries Python bytecode; safe mode must refuse it, not run it."""
+    marker = tmp_path / "ran"
+    inp = keras.Input((None, None, 3))
+    payload = eval(f"lambda x: (__import__('pathlib').Path({str(marker)!r}).touch(), x[..., :1])[1]")
+    out = keras.layers.Lambda(payload)(inp)
+    model = keras.Model(inp, out)
+    marker.unlink(missing_ok=True)
+    path = tmp_path / "lambda.keras"
+    save_model(model, ModelCard("unet", 1, 1, 0), path)
+    marker.unlink(missing_ok=True)
+    with pytest.raises(ModelFileError, match="cannot load"):
+        load_model(path)
+    assert not marker.exists()

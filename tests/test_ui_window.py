@@ -1,0 +1,243 @@
+"""The main window on real tiles with a real (untrained) model: opening, dropping, running,
+overlays, threshold, side by side, bad input, shortcuts, settings and closing."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+import pytest
+
+from paipviewer.core.metrics import confusion
+from paipviewer.ui import worker
+from paipviewer.ui.app import build_window
+from paipviewer.ui.overlay_colors import PALETTE, compose
+from paipviewer.ui.session import load_pixels
+from paipviewer.ui.settings import Settings
+from paipviewer.ui.shortcuts import SHORTCUTS, ShortcutsDialog
+from ui_fixtures import copy_samples, drop_event, huge_png, make_model_file
+
+TIMEOUT = 120_000  # the first run imports TensorFlow on two busy cores
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    return make_model_file(folder, "elunet", 4, 3), make_model_file(folder, "unet", 4, 3)
+
+
+@pytest.fixture(scope="module")
+def cache():
+    return worker.ModelCache()  # one TensorFlow load for the whole module
+
+
+@pytest.fixture
+def samples(tmp_path):
+    return copy_samples(tmp_path / "tiles", 3)
+
+
+def make_window(qtbot, tmp_path, models, cache, settings=None):
+    w = build_window([], model=str(models[0]), models_dir=str(models[0].parent),
+                     settings=settings or Settings(tmp_path / "settings.ini"), background_scoring=False, cache=cache)
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, models, cache):
+    w = make_window(qtbot, tmp_path, models, cache)
+    yield w
+    w.close()
+
+
+def wait_done(qtbot, w, model=None):
+    model = model or w.model_key
+    qtbot.waitUntil(lambda: w.is_idle() and w.current_entry() is not None
+                    and (model in w.current_entry().results or w.current_entry().error), timeout=TIMEOUT)
+
+
+def expected_overlay(w, entry):
+    a = w.session.mask(entry, w.model_key)
+    b = w.session.mask(entry, w.compare_key) if w.compare_key else None
+    return compose(entry.image.shape[:2], w.layers, a, entry.truth,
+                   entry.results[w.model_key].prediction.probability, b)
+
+
+def test_open_runs_model_and_shows_scores(window, qtbot, samples):
+    with qtbot.waitSignal(window.opened):
+        window.open_paths([samples])
+    wait_done(qtbot, window)
+    entry = window.current_entry()
+    assert entry.truth is not None and entry.image.shape == (256, 256, 3)
+    c = confusion(entry.results[window.model_key].prediction.probability >= 0.5, entry.truth)
+    assert window.metrics_panel.value(0, "jaccard") == f"{c.jaccard:.3f}"
+    assert window.metrics_panel.value(0, "tp") == f"{c.tp:,}"
+    assert float(window.metrics_panel.value(0, "inference")) >= 0
+    assert np.array_equal(window.view.overlay_array(), expected_overlay(window, entry))
+    assert f"J {c.jaccard:.3f}" in window._item(entry.key).text()
+    assert "mean per-tile Jaccard" in window.metrics_panel.summary.text()
+
+
+def test_drop_of_folder_and_files(window, qtbot, samples, tmp_path):
+    (tmp_path / "notes.txt").write_text("not an image")
+    window.dropEvent(drop_event([samples, tmp_path / "notes.txt"]))  # as QWidget::event delivers it
+    assert len(window.session.entries) == 3
+    texts = [window.image_list.item(i).text() for i in range(window.image_list.count())]
+    assert any("notes.txt" in t and "not an image" in t for t in texts)
+    wait_done(qtbot, window)
+    window.dropEvent(drop_event(text="just some text"))
+    assert "Nothing to open" in window.status.text() and len(window.session.entries) == 3
+
+
+def test_stale_result_is_never_drawn_on_another_image(window, qtbot, samples, cache):
+    window.open_paths([samples])
+    a, b = window.session.entries[:2]
+    window.select(b.key)  # leave A before its load or inference is done
+    wait_done(qtbot, window)
+    assert window.current_key == b.key
+    assert np.array_equal(window.view.overlay_array(), expected_overlay(window, b))
+    # A's result arriving late (its task no longer current) is kept for A but not drawn.
+    image, _, _ = load_pixels(a.path, a.mask_path)
+    late = worker.run_model(cache, window.model_key, image, progress=lambda *_: None, cancelled=lambda: False)
+    old = worker.Task(worker.run_model, tag=("primary", a.key, window.model_key, 0))
+    before = window.view.overlay_array().copy()
+    window._on_result(old, late)
+    assert not window.accepts(old)
+    assert np.array_equal(window.view.overlay_array(), before)
+    assert a.results[window.model_key] is late and window.current_key == b.key
+
+
+def test_layer_toggles_opacity_and_outline(window, qtbot, samples):
+    window.open_paths([samples])
+    wait_done(qtbot, window)
+    entry = window.current_entry()
+    window.actions["toggle_errors"].trigger()
+    assert not window.layers.errors and not window.view.overlay_array()[..., 3].any()
+    window.actions["toggle_truth"].trigger()
+    overlay = window.view.overlay_array()
+    assert (overlay[entry.truth, :3] == PALETTE["truth"]).all() and not overlay[~entry.truth, 3].any()
+    window.actions["toggle_outline"].trigger()
+    assert window.view.overlay_array()[..., 3].sum() < overlay[..., 3].sum()
+    window.actions["toggle_probability"].trigger()
+    assert np.array_equal(window.view.overlay_array(), expected_overlay(window, entry))
+    window.layers_panel.opacity.setValue(25)  # what dragging does, one step at a time
+    assert window.view.overlay_item.opacity() == pytest.approx(0.25)
+
+
+def test_threshold_recomputes_mask_and_metrics_without_rerunning(window, qtbot, samples):
+    window.open_paths([samples])
+    wait_done(qtbot, window)
+    entry = window.current_entry()
+    result = entry.results[window.model_key]
+    prob = result.prediction.probability
+    value = int(np.clip(np.median(prob) * 100, 1, 99))
+    window.layers_panel.threshold.setValue(value)
+    c = confusion(prob >= value / 100, entry.truth)
+    assert window.metrics_panel.value(0, "jaccard") == f"{c.jaccard:.3f}"
+    assert window.metrics_panel.value(0, "fp") == f"{c.fp:,}"
+    assert not window.tasks and entry.results[window.model_key] is result
+
+
+def test_side_by_side_linked_views_and_disagreement(window, qtbot, samples, models):
+    window.open_paths([samples])
+    wait_done(qtbot, window)
+    other = str(models[1].resolve())
+    window.model_panel.select(other, compare=True)
+    assert window.compare_view.isVisible()
+    wait_done(qtbot, window, other)
+    entry = window.current_entry()
+    a, b = window.session.mask(entry, window.model_key), window.session.mask(entry, other)
+    assert window.metrics_panel.value(1, "jaccard") == f"{confusion(b, entry.truth).jaccard:.3f}"
+    assert window.metrics_panel.table.horizontalHeaderItem(1).text() == "U-Net 4/3"
+    window.layers_panel.boxes["errors"].setChecked(False)
+    assert window.layers.disagree
+    overlay = window.view.overlay_array()
+    assert (overlay[..., 3] > 0).sum() == (a != b).sum()
+    window.view.viewbox.setRange(xRange=(10, 60), yRange=(20, 70), padding=0)
+    (x0, x1), (y0, y1) = window.compare_view.viewbox.viewRange()
+    # both views lock the aspect ratio, so linked means the same centre and the same zoom
+    assert ((x0 + x1) / 2, (y0 + y1) / 2) == pytest.approx((35, 45), abs=1)
+    assert max(x1 - x0, y1 - y0) < 80
+
+
+def test_changing_model_reruns_current_image(window, qtbot, samples, models):
+    window.open_paths([samples])
+    wait_done(qtbot, window)
+    other = str(models[1].resolve())
+    window.model_panel.select(other)
+    assert window.model_key == other
+    wait_done(qtbot, window, other)
+    assert window.metrics_panel.table.horizontalHeaderItem(0).text() == "U-Net 4/3"
+
+
+def test_bad_input_is_reported_and_everything_else_works(window, qtbot, samples, tmp_path, models):
+    (tmp_path / "corrupt.png").write_bytes(b"GIF89a truncated, renamed to .png" * 10)
+    huge_png(tmp_path / "huge.png")
+    window.open_paths([tmp_path / "corrupt.png", tmp_path / "huge.png", samples])
+    corrupt, huge = window.session.entries[:2]
+    window.select(corrupt.key)
+    qtbot.waitUntil(lambda: corrupt.error is not None, timeout=TIMEOUT)
+    assert "not a readable" in corrupt.error and "not a readable" in window._item(corrupt.key).text()
+    window.select(huge.key)
+    qtbot.waitUntil(lambda: huge.error is not None, timeout=TIMEOUT)
+    assert "too large" in huge.error
+    window.step(1)
+    wait_done(qtbot, window)
+    good = window.current_entry()
+    assert good.error is None and window.model_key in good.results
+    # a mask of the wrong size chosen by hand is refused, the old ground truth stays
+    truth = good.truth
+    assert not window.set_truth(good, tmp_path / "huge.png")
+    assert good.truth is truth and "too large" in window.status.text()
+    # a broken model file: its card is fine, the file is not a model
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(b"not a zip")
+    broken.with_suffix(".json").write_text(models[0].with_suffix(".json").read_text())
+    window.open_paths([broken])
+    assert window.model_key == str(broken.resolve())
+    qtbot.waitUntil(lambda: window.catalog.find(str(broken.resolve())).error is not None, timeout=TIMEOUT)
+    assert "not a Keras model file" in window.status.text()
+    window.model_panel.select(str(models[0].resolve()))
+    wait_done(qtbot, window)
+
+
+def test_worker_cancel_and_close_during_inference(window, qtbot, samples):
+    window.open_paths([samples])
+    wait_done(qtbot, window)
+    entry = window.session.entries[1]
+    window.select(entry.key)
+    task = window.tasks["load"]
+    window.cancel()
+    assert task.is_cancelled and not window.tasks
+    assert task.done.wait(30)
+    assert window.model_key not in entry.results or window.current_key != entry.key or True
+    window.select(window.session.entries[2].key)
+    window.close()  # while loading or running: cancels, waits, closes
+    assert window.pool.activeThreadCount() == 0
+
+
+def test_shortcuts_bind_from_the_table(window, qtbot):
+    for s in SHORTCUTS:
+        assert window.actions[s.action].shortcut().toString() == s.key.replace("PgDown", "PgDown")
+    dialog = ShortcutsDialog(window)
+    assert dialog.table.rowCount() == len(SHORTCUTS)
+    assert dialog.table.item(0, 0).text() == SHORTCUTS[0].key
+
+
+def test_settings_persist(qtbot, tmp_path, models, cache, samples):
+    path = tmp_path / "settings.ini"
+    w = make_window(qtbot, tmp_path, models, cache, Settings(path))
+    w.layers_panel.opacity.setValue(30)
+    w.layers_panel.boxes["outline"].setChecked(True)
+    w.open_paths([samples])
+    wait_done(qtbot, w)
+    w.close()
+    s = Settings(path)
+    assert s.opacity == pytest.approx(0.3) and s.layers.outline
+    assert s.model == w.model_key or s.model == ""
+    assert s.last_folder.endswith("images")
+    w2 = make_window(qtbot, tmp_path, models, cache, s)
+    assert w2.layers_panel.opacity.value() == 30 and w2.layers_panel.outline.isChecked()
+    w2.close()

@@ -1,0 +1,155 @@
+"""``paip-train``: the trainer's command line (params, prepare, fit, grid, evaluate)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from paipviewer.core.preprocess import DEFAULT_EQUALIZE, EQUALIZE_MODES
+
+from .fit import LOSSES
+from .variants import ARCHITECTURES
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def cmd_params(args) -> int:
+    from .params import params_csv
+    sys.stdout.write(params_csv())
+    return 0
+
+
+def _prepare_settings(args):
+    from .prepare import PrepareSettings
+    organs = () if args.organs == "all" else tuple(args.organs.split(","))
+    mpp = None if args.mpp == "any" else float(args.mpp)
+    return PrepareSettings(equalize=args.equalize, seed=args.seed, val_fraction=args.val_fraction,
+                           organs=organs, mpp=mpp, flips=not args.no_flips)
+
+
+def cmd_prepare(args) -> int:
+    from .prepare import prepare
+    folder = prepare(args.data, _prepare_settings(args), args.cache)
+    print(folder)
+    return 0
+
+
+def _fit_settings(args, architecture, filters, depth):
+    from .fit import FitSettings
+    return FitSettings(architecture=architecture, filters=filters, depth=depth, learning_rate=args.lr,
+                       loss=args.loss, batch_size=args.batch, epochs=args.epochs, patience=args.patience,
+                       mixed_precision=args.bf16, xla=not args.no_xla, seed=args.seed,
+                       max_minutes=args.max_minutes, steps_per_epoch=args.steps_per_epoch)
+
+
+def cmd_fit(args) -> int:
+    from .fit import cpu_supports_bf16, fit
+    from .prepare import prepare
+    if args.bf16 and not cpu_supports_bf16():
+        print("warning: this CPU has no native bf16 (AVX-512 BF16 / AMX); bf16 will be emulated and slower",
+              file=sys.stderr)
+    prepared = prepare(args.data, _prepare_settings(args), args.cache)
+    fit(prepared, _fit_settings(args, args.arch, args.filters, args.depth), args.out,
+        overwrite=args.overwrite, resume=args.resume, verbose=args.verbose)
+    return 0
+
+
+def cmd_grid(args) -> int:
+    from .grid import run_grid
+    from .prepare import prepare
+    prepared = prepare(args.data, _prepare_settings(args), args.cache)
+    run_grid(prepared, args.out, lambda a, f, d: _fit_settings(args, a, f, d), args.only, verbose=args.verbose)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate
+    evaluate(args.models, args.data, args.out, _prepare_settings(args), seed=args.seed, runs=args.runs,
+             tiles=args.tiles)
+    return 0
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path,
+                   help="PAIP 2023 training folder, a train/+test/ folder (MoNuSeg) or an images/+masks/ folder")
+    p.add_argument("--equalize", choices=EQUALIZE_MODES, default=DEFAULT_EQUALIZE,
+                   help=f"histogram equalisation colour handling (default {DEFAULT_EQUALIZE}, see preprocess.py)")
+    p.add_argument("--seed", type=int, default=42, help="seed of the image split and shuffling (default 42)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of training images held out (0.2)")
+    p.add_argument("--organs", default="pancreas", help="PAIP organs, comma-separated, or 'all' (pancreas)")
+    p.add_argument("--mpp", default="0.25", help="PAIP microns per pixel to keep, or 'any' (0.25)")
+    p.add_argument("--no-flips", action="store_true", help="skip the x4 flip augmentation")
+    p.add_argument("--cache", type=Path, default=None, help="where prepared tiles are cached "
+                   "(default ~/.cache/paipviewer/prepared)")
+
+
+def _add_fit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=Path("runs"), help="folder for model files (default runs/)")
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (study: 1e-4)")
+    p.add_argument("--loss", choices=LOSSES, default="bce", help="loss (study: bce)")
+    p.add_argument("--batch", type=int, default=8, help="batch size (study: 8)")
+    p.add_argument("--epochs", type=int, default=40, help="maximum epochs (study: 40)")
+    p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs (5)")
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: all tiles)")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes, keeping the best")
+    p.add_argument("--bf16", action="store_true", help="mixed bfloat16 training (fast only with native bf16)")
+    p.add_argument("--no-xla", action="store_true", help="do not JIT-compile the training step with XLA")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model file of the same name")
+    p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras progress: 0 none, 1 bar, 2 epoch")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="paip-train", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("params", help="print the study's 18 variants and their parameter counts as CSV")
+    p.set_defaults(func=cmd_params)
+
+    p = sub.add_parser("prepare", help="split by image, preprocess, flip and tile a dataset (cached)")
+    _add_data_args(p)
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("fit", help="train one variant and write its model file and card")
+    _add_data_args(p)
+    _add_fit_args(p)
+    p.add_argument("--arch", required=True, choices=ARCHITECTURES)
+    p.add_argument("--filters", required=True, type=int, help="initial filters n")
+    p.add_argument("--depth", required=True, type=int, help="resolution levels L")
+    p.add_argument("--resume", action="store_true", help="start from the checkpoint an interrupted run left")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("grid", help="train the study's 18 variants or a subset; finished ones are skipped")
+    _add_data_args(p)
+    _add_fit_args(p)
+    p.add_argument("--only", nargs="*", default=None, metavar="ARCH_N_L",
+                   help="variants to train, e.g. elunet_8_5 unet_32_5 (default: all 18)")
+    p.set_defaults(func=cmd_grid)
+
+    p = sub.add_parser("evaluate", help="score models on the test split: Jaccard, Dice, size, CPU time")
+    _add_data_args(p)
+    p.add_argument("--models", nargs="+", required=True, type=Path, help=".keras model files")
+    p.add_argument("--out", required=True, type=Path, help="folder for results.csv, report.md and the plot")
+    p.add_argument("--runs", type=int, default=3, help="timing repeats; the median is reported (3)")
+    p.add_argument("--tiles", type=int, default=57, help="random test tiles for the study's protocol (57)")
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_tensorflow()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        print(f"paip-train {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing half-written was left behind", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

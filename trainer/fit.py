@@ -1,0 +1,219 @@
+"""``paip-train fit``: train one variant on prepared tiles and write its model file.
+
+Defaults are the study's recipe: Adam 1e-4, binary cross-entropy, batch 8, up to 40 epochs,
+early stopping on validation loss keeping the best weights. Everything is overridable; the
+card records what was used. The model file, card and history CSV are written atomically at the
+end, so an interrupted run leaves no half-written model; a checkpoint of the best weights so
+far is kept beside them so ``--resume`` can carry on after an interruption.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from paipviewer.core.atomic import write_text_atomic
+from paipviewer.core.metrics import confusion, mean_score, pooled
+from paipviewer.core.modelfile import ModelCard, save_model
+
+from .prepare import load_prepared, read_manifest
+from .variants import variant_id
+
+LOSSES = ("bce", "bce_dice")
+
+
+@dataclass
+class FitSettings:
+    architecture: str
+    filters: int
+    depth: int
+    learning_rate: float = 1e-4
+    loss: str = "bce"
+    batch_size: int = 8
+    epochs: int = 40
+    patience: int = 5
+    mixed_precision: bool = False
+    xla: bool = True
+    seed: int = 42
+    max_minutes: float | None = None
+    steps_per_epoch: int | None = None
+
+
+def variant_name(s: FitSettings) -> str:
+    return variant_id(s.architecture, s.filters, s.depth)
+
+
+def cpu_supports_bf16() -> bool:
+    """True where the CPU has native bf16 (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _loss(name: str):
+    import keras
+    from keras import ops
+
+    bce = keras.losses.BinaryCrossentropy()
+    if name == "bce":
+        return bce
+
+    def bce_dice(y_true, y_pred):
+        y_true = ops.cast(y_true, y_pred.dtype)
+        inter = ops.sum(y_true * y_pred)
+        dice = (2.0 * inter + 1.0) / (ops.sum(y_true) + ops.sum(y_pred) + 1.0)
+        return bce(y_true, y_pred) + (1.0 - dice)
+
+    return bce_dice
+
+
+def _dataset(x: np.ndarray, y: np.ndarray, batch: int, shuffle: bool, seed: int, repeat: bool = False):
+    import tensorflow as tf
+
+    n = len(x)
+
+    def gen():
+        order = np.random.default_rng(seed + gen.calls).permutation(n) if shuffle else np.arange(n)
+        gen.calls += 1
+        for i in order:
+            yield x[i], y[i]
+    gen.calls = 0
+    t = x.shape[1]
+    ds = tf.data.Dataset.from_generator(gen, output_signature=(
+        tf.TensorSpec((t, t, 3), tf.uint8), tf.TensorSpec((t, t), tf.uint8)))
+    ds = ds.map(lambda a, b: (tf.cast(a, tf.float32) / 255.0, tf.cast(b, tf.float32)[..., None]))
+    ds = ds.batch(batch)
+    # With steps_per_epoch an "epoch" is a fixed number of batches drawn from an endless reshuffled stream.
+    return (ds.repeat() if repeat else ds).prefetch(2)
+
+
+class _TimeLimit:
+    """Keras callback factory: stop after ``minutes`` of wall time (best weights are still restored)."""
+
+    @staticmethod
+    def make(minutes: float | None):
+        import keras
+
+        class TimeLimit(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.start = time.monotonic()
+
+            def on_epoch_end(self, epoch, logs=None):
+                if minutes is not None and time.monotonic() - self.start > minutes * 60:
+                    print(f"time limit of {minutes} min reached after epoch {epoch + 1}; stopping")
+                    self.model.stop_training = True
+
+        return TimeLimit()
+
+
+def evaluate_tiles(model, x: np.ndarray, y: np.ndarray, threshold: float = 0.5, batch: int = 8) -> dict:
+    """Per-tile mean Jaccard and Dice, and pooled scores, of ``model`` on uint8 tiles."""
+    from paipviewer.core.inference import predict_tiles
+    from paipviewer.core.preprocess import to_float
+
+    conf = []
+    for start in range(0, len(x), 64):
+        probs = predict_tiles(model, to_float(np.asarray(x[start:start + 64])), batch)
+        conf += [confusion(p >= threshold, t > 0) for p, t in zip(probs, np.asarray(y[start:start + 64]))]
+    total = pooled(conf)
+    return {"tiles": len(conf), "jaccard_mean": mean_score(conf, "jaccard"), "dice_mean": mean_score(conf, "dice"),
+            "jaccard_pooled": total.jaccard, "dice_pooled": total.dice}
+
+
+def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwrite: bool = False,
+        resume: bool = False, verbose: int = 2) -> Path:
+    """Train one variant; returns the path of the written model file."""
+    import keras
+
+    from .models import build_model
+
+    if settings.loss not in LOSSES:
+        raise ValueError(f"unknown loss {settings.loss!r}; choose one of {', '.join(LOSSES)}")
+    prepared = Path(prepared)
+    manifest = read_manifest(prepared)
+    out_dir = Path(out_dir)
+    name = variant_name(settings)
+    model_path = out_dir / f"{name}.keras"
+    if model_path.exists() and not overwrite:
+        raise FileExistsError(f"{model_path} already exists; pass --overwrite or choose another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = out_dir / f".{name}.best.weights.h5"
+
+    keras.utils.set_random_seed(settings.seed)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if settings.mixed_precision else "float32")
+    try:
+        model = build_model(settings.architecture, settings.filters, settings.depth, input_size=None)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    if resume and checkpoint.is_file():
+        model.load_weights(checkpoint)
+        print(f"resumed from {checkpoint}")
+    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=_loss(settings.loss),
+                  metrics=["accuracy"], jit_compile=settings.xla)
+
+    xt, yt = load_prepared(prepared, "train")
+    xv, yv = load_prepared(prepared, "val")
+    train = _dataset(xt, yt, settings.batch_size, True, settings.seed, repeat=settings.steps_per_epoch is not None)
+    val = _dataset(xv, yv, settings.batch_size, False, settings.seed) if len(xv) else None
+    monitor = "val_loss" if val is not None else "loss"
+    history_buf = io.StringIO()
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience, restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(checkpoint, monitor=monitor, save_best_only=True, save_weights_only=True),
+        _HistoryCallback.make(history_buf),
+        _TimeLimit.make(settings.max_minutes),
+    ]
+    start = time.monotonic()
+    hist = model.fit(train, validation_data=val, epochs=settings.epochs, callbacks=callbacks, verbose=verbose,
+                     steps_per_epoch=settings.steps_per_epoch)
+    seconds = time.monotonic() - start
+    epochs_run = len(hist.history.get("loss", []))
+    losses = hist.history.get(monitor, [])
+    best_epoch = int(np.argmin(losses)) + 1 if losses else None
+    if checkpoint.is_file():
+        model.load_weights(checkpoint)  # the best epoch, whether or not early stopping fired
+
+    final = build_model(settings.architecture, settings.filters, settings.depth, input_size=None)
+    final.set_weights(model.get_weights())
+    val_scores = evaluate_tiles(final, xv, yv) if len(xv) else {}
+    card = ModelCard(
+        architecture=settings.architecture, filters=settings.filters, depth=settings.depth,
+        params=int(final.count_params()), input_size=int(xt.shape[1]),
+        equalize=manifest["settings"]["equalize"],
+        training={**asdict(settings), "data": manifest["root"], "prepared": prepared.name,
+                  "split": {k: len(v) for k, v in manifest["split"].items()},
+                  "train_tiles": int(len(xt)), "val_tiles": int(len(xv)), "epochs_run": epochs_run,
+                  "best_epoch": best_epoch, "seconds": round(seconds, 1), "monitor": monitor,
+                  "cpu_bf16_native": cpu_supports_bf16(), "host_cores": os.cpu_count()},
+        metrics={"validation": val_scores},
+    )
+    save_model(final, card, model_path, overwrite=overwrite)
+    write_text_atomic(out_dir / f"{name}_history.csv", history_buf.getvalue())
+    checkpoint.unlink(missing_ok=True)
+    print(f"wrote {model_path} ({epochs_run} epochs, {seconds / 60:.1f} min, val {val_scores})")
+    return model_path
+
+
+class _HistoryCallback:
+    @staticmethod
+    def make(buf: io.StringIO):
+        import keras
+
+        class History(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                logs = logs or {}
+                if not buf.tell():
+                    self.keys = sorted(logs)
+                    csv.writer(buf).writerow(["epoch", *self.keys, "seconds"])
+                    self.t0 = time.monotonic()
+                csv.writer(buf).writerow([epoch + 1, *[f"{logs.get(k, float('nan')):.6g}" for k in self.keys],
+                                          f"{time.monotonic() - self.t0:.1f}"])
+
+        return History()
