@@ -57,12 +57,30 @@ def cmd_fit(args) -> int:
     return 0
 
 
-def cmd_grid(args) -> int:
+def cmd_grid(args, argv: list[str]) -> int:
     from .grid import run_grid
     from .prepare import prepare
-    prepared = prepare(args.data, _prepare_settings(args), args.cache)
-    run_grid(prepared, args.out, lambda a, f, d: _fit_settings(args, a, f, d), args.only, verbose=args.verbose)
+    prepare(args.data, _prepare_settings(args), args.cache)  # once, before the variants share the cache
+    passthrough = _without_option(argv[1:], "--only")
+    status = run_grid(args.out, lambda a, f, d: ["fit", *passthrough, "--arch", a, "--filters", str(f),
+                                                 "--depth", str(d)], args.only)
+    failed = [v for v, row in status.items() if row["status"] != "done"]
+    print(f"grid: {len(status) - len(failed)} done, {len(failed)} not built: {', '.join(failed) or 'none'}")
     return 0
+
+
+def _without_option(argv: list[str], option: str) -> list[str]:
+    """``argv`` less ``option`` and the values that follow it (up to the next --flag)."""
+    out, skipping = [], False
+    for token in argv:
+        if token == option:
+            skipping = True
+        elif skipping and not token.startswith("--"):
+            continue
+        else:
+            skipping = False
+            out.append(token)
+    return out
 
 
 def cmd_evaluate(args) -> int:
@@ -140,9 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     _quiet_tensorflow()
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        return args.func(args, argv) if args.func is cmd_grid else args.func(args)
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         print(f"paip-train {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -172,7 +172,8 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
     ]
     start = time.monotonic()
     hist = model.fit(train, validation_data=val, epochs=settings.epochs, callbacks=callbacks, verbose=verbose,
-                     steps_per_epoch=settings.steps_per_epoch)
+                     steps_per_epoch=settings.steps_per_epoch,
+                     validation_steps=-(-len(xv) // settings.batch_size) if val is not None else None)
     seconds = time.monotonic() - start
     epochs_run = len(hist.history.get("loss", []))
     losses = hist.history.get(monitor, [])

@@ -1,0 +1,145 @@
+"""The trainer end to end on a few real images: split hygiene, caching, a tiny fit, resume, evaluate."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from paipviewer.core.modelfile import load_model
+from trainer.cli import main as cli
+from trainer.fit import FitSettings, fit
+from trainer.grid import run_grid
+from trainer.prepare import PrepareSettings, load_prepared, prepare, read_manifest, select_samples, split_samples
+
+
+@pytest.fixture(scope="module")
+def paip_prepared(paip_fixture, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return prepare(paip_fixture, PrepareSettings(), cache, log=lambda *_: None), cache
+
+
+def test_paip_selection_follows_the_study(paip_fixture):
+    names = sorted(s.name for s in select_samples(paip_fixture, PrepareSettings()))
+    assert names == ["tr_p001", "tr_p002", "tr_p003"]  # no colon, no 0.5 mpp
+    all_names = sorted(s.name for s in select_samples(paip_fixture, PrepareSettings(organs=(), mpp=None)))
+    assert len(all_names) == 5
+
+
+def test_monuseg_split_is_by_image_and_keeps_the_official_test(monuseg):
+    settings = PrepareSettings()
+    split = split_samples(select_samples(monuseg, settings), settings)
+    train, val, test = ({s.name for s in part} for part in (split.train, split.val, split.test))
+    assert len(test) == 14 and len(val) == 6 and len(train) == 24
+    assert not (train & val) and not (train & test) and not (val & test)
+    assert split.names() == split_samples(select_samples(monuseg, settings), settings).names()  # seeded
+    other = PrepareSettings(seed=7)
+    assert split_samples(select_samples(monuseg, other), other).names()["val"] != split.names()["val"]
+
+
+def test_no_test_tile_reaches_training(paip_prepared):
+    folder, _ = paip_prepared
+    manifest = read_manifest(folder)
+    split = manifest["split"]
+    assert len(split["test"]) == 1 and len(split["val"]) == 1 and len(split["train"]) == 1
+    for part in ("train", "val"):
+        tile_names = json.loads((folder / f"{part}_tiles.json").read_text())
+        sources = {n.split("#")[0] for n in tile_names}
+        assert sources == set(split[part])
+        assert not sources & set(split["test"])
+    x, y = load_prepared(folder, "train")
+    assert x.shape == (64, 256, 256, 3) and y.shape == (64, 256, 256)  # 1 image x 4 flips x 16 tiles
+    assert x.dtype == np.uint8 and set(np.unique(y)) == {0, 1}
+    xv, _ = load_prepared(folder, "val")
+    assert len(xv) == 16  # validation is not flipped
+    # The flips are the study's: tiles 16..31 are the vertically flipped image (1024x1024, 4x4 tiles).
+    for r in range(4):
+        for c in range(4):
+            np.testing.assert_array_equal(x[16 + 4 * r + c], x[4 * (3 - r) + c][::-1])
+
+
+def test_prepare_is_cached(paip_fixture, paip_prepared):
+    folder, cache = paip_prepared
+    stamp = (folder / "train_x.npy").stat().st_mtime_ns
+    again = prepare(paip_fixture, PrepareSettings(), cache, log=lambda *_: None)
+    assert again == folder and (folder / "train_x.npy").stat().st_mtime_ns == stamp
+    other = prepare(paip_fixture, PrepareSettings(equalize="none"), cache, log=lambda *_: None)
+    assert other != folder
+
+
+def _tiny(**kw) -> FitSettings:
+    settings = dict(learning_rate=1e-3, epochs=2, steps_per_epoch=2, batch_size=4, xla=False)
+    return FitSettings(architecture="elunet", filters=4, depth=4, **{**settings, **kw})
+
+
+def test_tiny_fit_writes_model_card_and_history(paip_prepared, tmp_path):
+    folder, _ = paip_prepared
+    path = fit(folder, _tiny(), tmp_path, verbose=0)
+    loaded = load_model(path)
+    card = loaded.card
+    assert card.label == "ELU-Net 4/4" and card.params == 40377 and card.equalize == "rgb"
+    assert card.training["epochs_run"] == 2 and card.training["train_tiles"] == 64
+    assert card.training["split"] == {"train": 1, "val": 1, "test": 1}
+    assert 0.0 <= card.metrics["validation"]["jaccard_mean"] <= 1.0
+    rows = list(csv.DictReader(open(tmp_path / "elunet_4_4_history.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and "val_loss" in rows[0]
+    assert not list(tmp_path.glob(".*"))  # no checkpoint or temporary file left behind
+    with pytest.raises(FileExistsError):
+        fit(folder, _tiny(), tmp_path, verbose=0)
+
+
+def test_resume_starts_from_the_checkpoint(paip_prepared, tmp_path):
+    folder, _ = paip_prepared
+    from trainer.models import build_model
+    model = build_model("elunet", 4, 4, input_size=None)
+    for w in model.weights:
+        w.assign(np.full(w.shape, 0.01, np.float32))
+    model.save_weights(tmp_path / ".elunet_4_4.best.weights.h5")
+    path = fit(folder, _tiny(epochs=1, learning_rate=1e-9), tmp_path, resume=True, verbose=0)
+    kernel = load_model(path).model.get_layer("enc0_conv1").kernel.numpy()
+    np.testing.assert_allclose(kernel, 0.01, atol=1e-4)  # the checkpoint's weights, barely moved
+
+
+def test_grid_resumes_and_records_failures(paip_fixture, tmp_path, paip_prepared):
+    _, cache = paip_prepared
+    out = tmp_path / "grid"
+    common = ["--data", str(paip_fixture), "--cache", str(cache), "--out", str(out), "--epochs", "1",
+              "--steps-per-epoch", "1", "--batch", "2", "--no-xla", "--verbose", "0"]
+    calls = []
+
+    def argv(a, f, d):
+        calls.append((a, f, d))
+        return ["fit", *common, "--arch", a, "--filters", str(f), "--depth", str(d)]
+
+    status = run_grid(out, argv, ["elunet_4_4", "unet_2_9"], log=lambda *_: None)
+    assert status["elunet_4_4"]["status"] == "done" and (out / "elunet_4_4.keras").is_file()
+    assert status["unet_2_9"]["status"] == "failed" and "depth" in status["unet_2_9"]["detail"]
+    calls.clear()
+    status = run_grid(out, argv, ["elunet_4_4"], log=lambda *_: None)
+    assert calls == [] and status["elunet_4_4"]["status"] == "done"
+    rows = list(csv.DictReader(open(out / "grid_status.csv")))
+    assert {r["variant"]: r["status"] for r in rows} == {"elunet_4_4": "done", "unet_2_9": "failed"}
+
+
+def test_evaluate_writes_results_report_and_plot(paip_fixture, tmp_path, paip_prepared, tiny_model_file):
+    _, cache = paip_prepared
+    out = tmp_path / "eval"
+    assert cli(["evaluate", "--data", str(paip_fixture), "--cache", str(cache), "--models", str(tiny_model_file),
+                "--out", str(out), "--runs", "1", "--tiles", "5"]) == 0
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    required = ("model,architecture,filters,depth,params,file_mb,jaccard_57,jaccard_tiles,dice_tiles,"
+                "jaccard_image,dice_image,load_s,predict57_s").split(",")
+    assert set(required) <= set(rows[0]) and len(rows) == 1
+    row = rows[0]
+    assert row["params"] == "40377" and float(row["file_mb_with_optimizer"]) > 1.5 * float(row["file_mb"])
+    assert 0 <= float(row["jaccard_57"]) <= 1 and float(row["predict57_s"]) > 0
+    assert (out / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "ELU-Net 4/4" in (out / "report.md").read_text()
+
+
+def test_params_and_help():
+    for sub in ("params", "prepare", "fit", "grid", "evaluate"):
+        with pytest.raises(SystemExit) as exc:
+            cli([sub, "--help"])
+        assert exc.value.code == 0

@@ -1,0 +1,159 @@
+"""``paip-train evaluate``: the study's Table V for any set of model files, on the test split.
+
+Per model:
+
+- ``params``; ``file_mb`` (our inference-only file) and ``file_mb_with_optimizer`` (the same
+  weights saved with an Adam state, as the study's files evidently were: ~12 bytes/parameter).
+- The study's protocol: ``tiles`` (57) seeded random 256x256 tiles of the test images (each image
+  equalised whole, then cut without overlap, as in training); per-tile Jaccard averaged
+  (``jaccard_57``), and beside it the two-class mean IoU (foreground and background averaged)
+  and how many of the tiles hold no nucleus, so a reader can tell which definition a published
+  figure fits. The same over every test tile (``jaccard_tiles``, ``dice_tiles``).
+- Whole images: sliding window with overlap over each full test image; per-image Jaccard and Dice
+  averaged over images (``jaccard_image``, ``dice_image``) and pooled over all pixels.
+- Time on this CPU: loading the model file (``load_s``) and the 57 predictions one tile at a
+  time (``predict57_s``), median of ``runs`` repeats in this process; importing TensorFlow is
+  measured apart in a fresh interpreter (``tf_import_s``), since the study's figure cannot tell.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from paipviewer.core.atomic import write_text_atomic
+from paipviewer.core.imageio import read_image, read_mask
+from paipviewer.core.inference import DEFAULT_OVERLAP, predict_image, predict_tiles
+from paipviewer.core.metrics import confusion, mean_score, pooled
+from paipviewer.core.modelfile import load_model
+from paipviewer.core.preprocess import equalize, to_float
+from paipviewer.core.tiling import TILE, extract_tiles
+
+from .params import study_rows
+from .prepare import PrepareSettings, select_samples, split_samples
+
+COLUMNS = ["model", "architecture", "filters", "depth", "params", "file_mb", "file_mb_with_optimizer",
+           "jaccard_57", "mean_iou_57", "empty_tiles_57", "jaccard_tiles", "dice_tiles", "jaccard_image",
+           "dice_image", "jaccard_pooled", "dice_pooled", "load_s", "predict57_s", "total57_s", "tf_import_s",
+           "epochs", "train_minutes"]
+
+
+def test_tiles(samples, equalize_mode: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Every 256x256 tile of the test images (equalised whole first), uint8, with masks and names."""
+    xs, ys, names = [], [], []
+    for s in samples:
+        image = equalize(read_image(s.image), equalize_mode)
+        mask = read_mask(s.mask, image.shape[:2])
+        ti, _ = extract_tiles(image, TILE, 0)
+        tm, _ = extract_tiles(mask, TILE, 0)
+        xs.append(ti)
+        ys.append(tm)
+        names += [f"{s.name}#{k}" for k in range(len(ti))]
+    return np.concatenate(xs), np.concatenate(ys), names
+
+
+def pick_tiles(n_total: int, n: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(n_total, size=min(n, n_total), replace=False))
+
+
+def tf_import_seconds() -> float:
+    code = "import time; t = time.perf_counter(); import keras, tensorflow; print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def size_with_optimizer(model) -> int:
+    import keras
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy")
+    model.optimizer.build(model.trainable_variables)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "with_optimizer.keras"
+        model.save(path)
+        return path.stat().st_size
+
+
+def timed_57(path: Path, tiles: np.ndarray, runs: int) -> tuple[float, float]:
+    """Median seconds to load the model file, and to predict the tiles one at a time after it."""
+    loads, predicts = [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        loaded = load_model(path)
+        t1 = time.perf_counter()
+        predict_tiles(loaded.model, tiles, batch=1)
+        t2 = time.perf_counter()
+        loads.append(t1 - t0)
+        predicts.append(t2 - t1)
+    return statistics.median(loads), statistics.median(predicts)
+
+
+def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=print) -> dict:
+    loaded = load_model(path)
+    card, model = loaded.card, loaded.model
+    x, y, _ = test_tiles(test, card.equalize)
+    chosen = pick_tiles(len(x), n_tiles, seed)
+    x57 = to_float(x[chosen])
+    load_s, predict_s = timed_57(path, x57, runs)
+    probs = predict_tiles(model, to_float(x), batch=8)
+    per_tile = [confusion(p >= card.threshold, t) for p, t in zip(probs, y)]
+    tiles57 = [per_tile[i] for i in chosen]
+    per_image = []
+    for s in test:
+        image = read_image(s.image)
+        pred = predict_image(model, image, card.equalize, overlap=DEFAULT_OVERLAP, batch=8)
+        per_image.append(confusion(pred.mask(card.threshold), read_mask(s.mask, image.shape[:2])))
+    whole = pooled(per_image)
+    row = {
+        "model": path.name, "architecture": card.architecture, "filters": card.filters, "depth": card.depth,
+        "params": card.params, "file_mb": loaded.file_bytes / 1e6,
+        "file_mb_with_optimizer": size_with_optimizer(model) / 1e6,
+        "jaccard_57": mean_score(tiles57), "mean_iou_57": mean_score(tiles57, "mean_iou"),
+        "empty_tiles_57": sum(1 for i in chosen if not y[i].any()),
+        "jaccard_tiles": mean_score(per_tile), "dice_tiles": mean_score(per_tile, "dice"),
+        "jaccard_image": mean_score(per_image), "dice_image": mean_score(per_image, "dice"),
+        "jaccard_pooled": whole.jaccard, "dice_pooled": whole.dice,
+        "load_s": load_s, "predict57_s": predict_s, "total57_s": load_s + predict_s,
+        "epochs": card.training.get("epochs_run", ""),
+        "train_minutes": round(card.training.get("seconds", 0) / 60, 1) if card.training.get("seconds") else "",
+    }
+    log(f"{path.name}: jaccard_57 {row['jaccard_57']:.3f}, dice_image {row['dice_image']:.3f}, "
+        f"{row['total57_s']:.1f} s for 57 tiles")
+    return row
+
+
+def evaluate(models: list[Path], data: Path, out: Path, settings: PrepareSettings = PrepareSettings(),
+             seed: int = 42, runs: int = 3, tiles: int = 57, log=print) -> list[dict]:
+    test = split_samples(select_samples(Path(data), settings), settings).test
+    if not test:
+        raise ValueError(f"{data}: the split has no test images")
+    tf_s = tf_import_seconds()
+    rows = []
+    for path in models:
+        row = evaluate_model(Path(path), test, tiles, seed, runs, log)
+        row["tf_import_s"] = tf_s
+        rows.append(row)
+    out = Path(out)
+    write_text_atomic(out / "results.csv", rows_to_csv(rows))
+    from .report import write_report
+    write_report(rows, out, data=Path(data), n_test=len(test), tiles=tiles, seed=seed, runs=runs)
+    log(f"wrote {out / 'results.csv'}, {out / 'report.md'}, {out / 'tradeoff.png'}")
+    return rows
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items() if k in COLUMNS})
+    return buf.getvalue()
+
+
+def study_table() -> list[dict]:
+    return [dict(r, architecture=k[0], filters=k[1], depth=k[2]) for k, r in study_rows().items()]

@@ -1,0 +1,109 @@
+"""report.md and tradeoff.png for ``paip-train evaluate``: our rows beside the study's Table V."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from paipviewer.core.atomic import atomic_path, write_text_atomic
+
+from .params import study_rows
+
+NAMES = {"unet": "U-Net", "elunet": "ELU-Net"}
+
+
+def _fmt(value, digits=3) -> str:
+    if value in (None, ""):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def markdown(rows: list[dict], data: Path, n_test: int, tiles: int, seed: int, runs: int) -> str:
+    study = study_rows()
+    lines = [
+        "# Evaluation report",
+        "",
+        f"Data: `{data}`, {n_test} test images (never used in training or validation). "
+        f"Study protocol: {tiles} random 256x256 test tiles (seed {seed}); whole images by sliding window.",
+        f"Times: median of {runs} runs on this machine's CPU, wall clock; `load` reads the model file, "
+        f"`57 tiles` is the {tiles} predictions one tile at a time; TensorFlow's import is measured apart.",
+        "",
+        "| model | params | study params | MB | MB with Adam | study MB | Jaccard 57 | mean IoU 57 | study Jaccard "
+        "| Dice tiles | Jaccard image | Dice image | load s | 57 tiles s | study s | epochs | train min |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        s = study.get((r["architecture"], int(r["filters"]), int(r["depth"])), {})
+        lines.append(
+            f"| {NAMES.get(r['architecture'], r['architecture'])} {r['filters']}/{r['depth']} | {r['params']:,} "
+            f"| {_fmt(s.get('params'))} | {r['file_mb']:.2f} | {r['file_mb_with_optimizer']:.2f} | {_fmt(s.get('size_mb'))} "
+            f"| {r['jaccard_57']:.3f} | {r['mean_iou_57']:.3f} | {_fmt(s.get('jaccard'))} | {r['dice_tiles']:.3f} "
+            f"| {r['jaccard_image']:.3f} | {r['dice_image']:.3f} | {r['load_s']:.2f} | {r['predict57_s']:.2f} "
+            f"| {_fmt(s.get('time_s'))} | {_fmt(r.get('epochs'))} | {_fmt(r.get('train_minutes'))} |")
+    tf_s = rows[0]["tf_import_s"] if rows else None
+    lines += [
+        "",
+        f"Importing TensorFlow and Keras in a fresh interpreter: {_fmt(tf_s, 2)} s (not in the times above).",
+        "",
+        "## Reading the Jaccard figures",
+        "",
+        "`Jaccard 57` is foreground (nucleus) Jaccard, TP / (TP + FP + FN), averaged over tiles, as the study "
+        "defines it. `mean IoU 57` averages it with the background's Jaccard (the Keras `MeanIoU` convention); "
+        "background is most of every tile, so this figure is much higher. A tile with no nucleus and no prediction "
+        "scores 1.0, one with a prediction 0.0 (see `paipviewer/core/metrics.py`); "
+        + ", ".join(f"{r['empty_tiles_57']} of {tiles}" for r in rows[:1]) +
+        " sampled tiles had no nucleus here. The study's 0.93 on tumour nuclei sits closer to a two-class mean "
+        "IoU than to a nucleus Jaccard on this kind of data; its text defines the per-tile Jaccard only.",
+        "",
+        "Study figures are from its Table V (PAIP 2023 pancreas, Kaggle CPU); ours are on the data above, so "
+        "compare the trade-off (accuracy against size and time), not the absolute numbers.",
+        "",
+        "![accuracy against size and time](tradeoff.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    study = study_rows()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = {"unet": "#0072B2", "elunet": "#D55E00"}
+    for arch in ("unet", "elunet"):
+        pts = [(float(r["params"]), float(r["time_s"]), float(r["jaccard"]), f"{k[1]}/{k[2]}")
+               for k, r in study.items() if k[0] == arch and r["jaccard"]]
+        if pts:
+            axes[0].scatter([p[0] for p in pts], [p[2] for p in pts], marker="o", facecolors="none",
+                            edgecolors=colours[arch], label=f"study {NAMES[arch]}")
+            axes[1].scatter([p[1] for p in pts], [p[2] for p in pts], marker="o", facecolors="none",
+                            edgecolors=colours[arch], label=f"study {NAMES[arch]}")
+        ours = [r for r in rows if r["architecture"] == arch]
+        for r in ours:
+            label = f"{r['filters']}/{r['depth']}"
+            axes[0].scatter(r["params"], r["jaccard_57"], marker="s", color=colours[arch])
+            axes[0].annotate(label, (r["params"], r["jaccard_57"]), textcoords="offset points", xytext=(4, 4))
+            axes[1].scatter(r["total57_s"], r["jaccard_57"], marker="s", color=colours[arch])
+            axes[1].annotate(label, (r["total57_s"], r["jaccard_57"]), textcoords="offset points", xytext=(4, 4))
+        if ours:
+            axes[0].scatter([], [], marker="s", color=colours[arch], label=f"ours {NAMES[arch]}")
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("parameters")
+    axes[1].set_xlabel("seconds, model load + 57 tile predictions (CPU)")
+    for ax in axes:
+        ax.set_ylabel("mean per-tile Jaccard")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Accuracy against size and time: ours (filled) and the study's Table V (open)")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def write_report(rows: list[dict], out: Path, data: Path, n_test: int, tiles: int, seed: int, runs: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    plot(rows, out / "tradeoff.png")
+    write_text_atomic(out / "report.md", markdown(rows, data, n_test, tiles, seed, runs))
