@@ -47,8 +47,9 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and is_image_path(p) and not p.name.startswith("."))
 
 
-def _find_by_stem(folder: Path, stem: str) -> Path | None:
-    for suffix in ("",) + MASK_SUFFIXES:
+def _find_by_stem(folder: Path, stem: str, suffixes: tuple[str, ...] = ("",) + MASK_SUFFIXES) -> Path | None:
+    """``folder/<stem><suffix>.<ext>`` for the first suffix and image extension that exists."""
+    for suffix in suffixes:
         for ext in IMAGE_SUFFIXES:
             for cand in (folder / f"{stem}{suffix}{ext}", folder / f"{stem}{suffix}{ext.upper()}"):
                 if cand.is_file():
@@ -108,18 +109,9 @@ def discover_pairs(folder: Path) -> list[Sample]:
             continue
         mask = _find_by_stem(masks_dir, image.stem) if masks_dir else None
         if mask is None and images_dir == folder:
-            mask = _find_mask_suffixed(folder, image.stem)
+            mask = _find_by_stem(folder, image.stem, MASK_SUFFIXES)
         samples.append(Sample(name=image.stem, image=image, mask=mask))
     return samples
-
-
-def _find_mask_suffixed(folder: Path, stem: str) -> Path | None:
-    for suffix in MASK_SUFFIXES:
-        for ext in IMAGE_SUFFIXES:
-            cand = folder / f"{stem}{suffix}{ext}"
-            if cand.is_file():
-                return cand
-    return None
 
 
 def discover(folder: str | Path) -> list[Sample]:
@@ -151,4 +143,4 @@ def find_mask(image: str | Path) -> Path | None:
         found = _find_by_stem(folder.parent / "masks", image.stem)
         if found:
             return found
-    return _find_mask_suffixed(folder, image.stem)
+    return _find_by_stem(folder, image.stem, MASK_SUFFIXES)
