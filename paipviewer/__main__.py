@@ -13,12 +13,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--compare", help="second model to show side by side")
     p.add_argument("--models-dir", help="folder of your own .keras models (default ~/.local/share/paipviewer/models)")
     p.add_argument("--snapshot", metavar="OUT.png", help="render the window to OUT.png once inference is done, then exit")
+    p.add_argument("--layers", help="layers to show, comma-separated: errors,prediction,truth,probability,disagree")
+    p.add_argument("--outline", action="store_true", help="draw masks as outlines instead of filled")
+    p.add_argument("--threshold", type=float, help="probability threshold for the masks (default 0.5)")
     p.add_argument("--overwrite", action="store_true", help="let --snapshot replace an existing file")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from paipviewer.ui.overlay_colors import LAYERS
+
+    if args.layers is not None:
+        unknown = set(args.layers.split(",")) - set(LAYERS) - {""}
+        if unknown:
+            raise SystemExit(f"paipviewer: unknown layer(s) {', '.join(sorted(unknown))}; choose from {', '.join(LAYERS)}")
+    if args.threshold is not None and not 0 < args.threshold < 1:
+        raise SystemExit("paipviewer: --threshold must be between 0 and 1")
     from paipviewer.ui.app import run  # Qt only after argument errors are out of the way
 
     return run(args)

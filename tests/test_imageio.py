@@ -107,3 +107,11 @@ def test_wrong_masks_are_refused(samples256):
     mask_path = samples256 / "masks" / image_path.name
     with pytest.raises(ImageReadError, match="mask is 256 x 256 but the image is 300 x 200"):
         read_mask(mask_path, shape=(200, 300))
+
+
+def test_png_signature_with_garbage_is_not_a_size(tmp_path):
+    path = tmp_path / "garbage.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"lorem ipsum dolor sit amet" * 4)
+    assert probe_size(path.read_bytes()) is None
+    with pytest.raises(ImageReadError, match="not a readable|cannot decode"):
+        read_image(path)

@@ -1,13 +1,16 @@
 """Qt-free parts of the viewer: opening paths, pairing ground truth, overlays, the model list."""
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 
-from paipviewer.core.imageio import read_image, read_mask
+from paipviewer.core.imageio import read_mask
 from paipviewer.core.inference import Prediction
 from paipviewer.core.metrics import confusion
 from paipviewer.ui.catalog import ModelCatalog
@@ -137,3 +140,11 @@ def test_main_module_does_not_import_tensorflow():
             "sys.exit(any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], env={"QT_QPA_PLATFORM": "offscreen",
                                                             "PATH": "/usr/bin"}).returncode == 0
+
+
+def test_model_layer_of_the_viewer_never_imports_qt():
+    import subprocess
+    import sys
+    code = ("import sys, paipviewer.ui.session, paipviewer.ui.catalog, paipviewer.ui.overlay_colors; "
+            "sys.exit(any(m.split('.')[0] in ('PySide6', 'pyqtgraph', 'tensorflow') for m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -152,6 +152,7 @@ def test_side_by_side_linked_views_and_disagreement(window, qtbot, samples, mode
     assert window.metrics_panel.value(1, "jaccard") == f"{confusion(b, entry.truth).jaccard:.3f}"
     assert window.metrics_panel.table.horizontalHeaderItem(1).text() == "U-Net 4/3"
     window.layers_panel.boxes["errors"].setChecked(False)
+    window.actions["toggle_disagree"].trigger()
     assert window.layers.disagree
     overlay = window.view.overlay_array()
     assert (overlay[..., 3] > 0).sum() == (a != b).sum()
@@ -159,7 +160,7 @@ def test_side_by_side_linked_views_and_disagreement(window, qtbot, samples, mode
     (x0, x1), (y0, y1) = window.compare_view.viewbox.viewRange()
     # both views lock the aspect ratio, so linked means the same centre and the same zoom
     assert ((x0 + x1) / 2, (y0 + y1) / 2) == pytest.approx((35, 45), abs=1)
-    assert max(x1 - x0, y1 - y0) < 80
+    assert min(x1 - x0, y1 - y0) == pytest.approx(50, abs=2)
 
 
 def test_changing_model_reruns_current_image(window, qtbot, samples, models):
@@ -212,15 +213,27 @@ def test_worker_cancel_and_close_during_inference(window, qtbot, samples):
     window.cancel()
     assert task.is_cancelled and not window.tasks
     assert task.done.wait(30)
-    assert window.model_key not in entry.results or window.current_key != entry.key or True
     window.select(window.session.entries[2].key)
     window.close()  # while loading or running: cancels, waits, closes
-    assert window.pool.activeThreadCount() == 0
+    assert window.pool.active() == 0
 
 
-def test_shortcuts_bind_from_the_table(window, qtbot):
+def test_shortcuts_bind_from_the_table(window, qtbot, samples):
+    from PySide6.QtCore import Qt
     for s in SHORTCUTS:
-        assert window.actions[s.action].shortcut().toString() == s.key.replace("PgDown", "PgDown")
+        assert window.actions[s.action].shortcut().toString() == s.key
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key_1)
+    assert not window.layers.errors
+    qtbot.keyClick(window.image_list, Qt.Key_O)
+    assert window.layers.outline
+    window.open_paths([samples])
+    first = window.current_key
+    qtbot.keyClick(window, Qt.Key_PageDown)
+    assert window.current_key == window.session.entries[1].key
+    qtbot.keyClick(window, Qt.Key_PageUp)
+    assert window.current_key == first
+    wait_done(qtbot, window)
     dialog = ShortcutsDialog(window)
     assert dialog.table.rowCount() == len(SHORTCUTS)
     assert dialog.table.item(0, 0).text() == SHORTCUTS[0].key
@@ -241,3 +254,37 @@ def test_settings_persist(qtbot, tmp_path, models, cache, samples):
     w2 = make_window(qtbot, tmp_path, models, cache, s)
     assert w2.layers_panel.opacity.value() == 30 and w2.layers_panel.outline.isChecked()
     w2.close()
+
+
+def test_any_image_size_is_tiled_and_stitched(window, qtbot, samples, tmp_path):
+    from paipviewer.core.imageio import read_image, read_mask, write_png_atomic
+    tiles = [read_image(p) for p in sorted((samples / "images").glob("*.png"))[:2]]
+    odd = np.concatenate(tiles, axis=1)[:200, :450]  # 450 x 200: not a multiple of the tile size
+    write_png_atomic(tmp_path / "odd.png", odd)
+    window.open_paths([tmp_path / "odd.png"])
+    wait_done(qtbot, window)
+    entry = window.current_entry()
+    assert entry.truth is None and entry.results[window.model_key].prediction.probability.shape == (200, 450)
+    assert window.metrics_panel.value(0, "jaccard") == "no ground truth"
+    assert window.view.overlay_array().shape == (200, 450, 4)
+    # ground truth chosen by hand: a mask of the right size pairs, and the scores appear
+    masks = [read_mask(p) for p in sorted((samples / "masks").glob("*.png"))[:2]]
+    write_png_atomic(tmp_path / "odd_truth.png", np.concatenate(masks, axis=1)[:200, :450].astype(np.uint8))
+    assert window.set_truth(entry, tmp_path / "odd_truth.png")
+    c = confusion(window.session.mask(entry, window.model_key), entry.truth)
+    assert window.metrics_panel.value(0, "jaccard") == f"{c.jaccard:.3f}"
+
+
+def test_inference_cancels_between_batches_of_a_large_image(samples, models, cache):
+    from paipviewer.core.imageio import read_image
+    tiles = [read_image(p) for p in sorted((samples / "images").glob("*.png"))]
+    big = np.concatenate([np.concatenate(tiles, axis=1)] * 3, axis=0)  # 768 x 768: many tiles, many batches
+    seen = []
+
+    def cancelled():
+        return len(seen) >= 1  # the user pressed Cancel after the first batch
+
+    with pytest.raises(worker.Cancelled):
+        worker.run_model(cache, str(models[0].resolve()), big, progress=lambda d, t: seen.append((d, t)),
+                         cancelled=cancelled)
+    assert len(seen) == 1 and seen[0][1] > seen[0][0]

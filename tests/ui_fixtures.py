@@ -11,20 +11,14 @@ SAMPLES = sample_dir()
 
 def make_model_file(folder: Path, architecture: str = "elunet", filters: int = 4, depth: int = 3) -> Path:
     """Build and save a small real model with its card (untrained: weights are Keras' init)."""
-    from paipviewer.core.modelfile import ModelCard, card_path, save_model
+    from paipviewer.core.modelfile import ModelCard, save_model
     from trainer.models import build_model
 
     path = Path(folder) / f"{architecture}_{filters}_{depth}.keras"
     model = build_model(architecture, filters, depth, input_size=None)
     card = ModelCard(architecture=architecture, filters=filters, depth=depth, params=int(model.count_params()),
                      equalize="rgb", training={"data": "untrained (UI tests)"})
-    try:
-        save_model(model, card, path)
-    except ValueError:
-        # Keras refuses save_model's temporary ".keras.part" name; save directly (see report to core).
-        model.save(path)
-        card_path(path).write_text(card.to_json(), encoding="utf-8")
-    return path
+    return save_model(model, card, path)
 
 
 def copy_samples(dest: Path, count: int = 3) -> Path:

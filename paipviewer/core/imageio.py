@@ -38,8 +38,9 @@ def is_image_path(path: str | os.PathLike) -> bool:
 
 def probe_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) from a PNG, JPEG, TIFF or BMP header, or None if the header is not understood."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return struct.unpack(">II", data[16:24])
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        # The first chunk must be IHDR; otherwise the "size" would be whatever bytes follow.
+        return struct.unpack(">II", data[16:24]) if len(data) >= 24 and data[12:16] == b"IHDR" else None
     if data[:2] == b"BM" and len(data) >= 26:
         w, h = struct.unpack("<ii", data[18:26])
         return abs(w), abs(h)

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from .main_window import MainWindow
+from .overlay_colors import LAYERS
 from .paths import sample_dir, shipped_models_dir
 from .session import user_models_dir
 from .settings import Settings
@@ -48,6 +50,19 @@ def build_window(paths, model: str | None = None, compare: str | None = None, mo
     return window
 
 
+def apply_view_options(window: MainWindow, args) -> None:
+    """Command-line layer choices, through the same widgets a user would click."""
+    panel = window.layers_panel
+    if args.layers is not None:
+        shown = set(args.layers.split(","))
+        for name in LAYERS:
+            panel.boxes[name].setChecked(name in shown)
+    if args.outline:
+        panel.boxes["outline"].setChecked(True)
+    if args.threshold is not None:
+        panel.set_threshold(args.threshold)
+
+
 def run(args) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("PAIP Viewer")
@@ -55,8 +70,15 @@ def run(args) -> int:
     if snapshot and snapshot.exists() and not args.overwrite:
         print(f"paipviewer: {snapshot} exists; pass --overwrite to replace it", file=sys.stderr)
         return 2
-    window = build_window(args.paths, args.model, args.compare, args.models_dir,
+    # A snapshot is a reproducible figure: default layers plus the command line, and it leaves the
+    # user's saved settings alone.
+    scratch = tempfile.TemporaryDirectory() if snapshot else None
+    settings = Settings(Path(scratch.name) / "snapshot.ini") if scratch else None
+    window = build_window(args.paths, args.model, args.compare, args.models_dir, settings=settings,
                           background_scoring=snapshot is None)
+    apply_view_options(window, args)
+    if args.compare:
+        window.resize(1800, 900)  # two views side by side need the room
     window.show()
     paths = args.paths or [str(sample_dir())]
     # Open after the first paint, so the window shows before any file is read.

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import qtawesome as qta
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QLabel, QListWidget, QListWidgetItem, QMainWindow,
                                QProgressBar, QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget)
@@ -23,25 +23,12 @@ from .layers_panel import LayersPanel
 from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
 from .overlay_colors import compose
-from .session import ImageEntry, Session, load_pixels
+from .session import ImageEntry, OpenFailure, Session
 from .settings import Settings
 from .shortcuts import SHORTCUTS, ShortcutsDialog
 
 FOREGROUND = ("load", "primary", "compare")
 KEY_ROLE = Qt.UserRole
-
-
-def _load_and_run(cache, model_key, entry_paths, image, *, progress, cancelled):
-    """Background scoring of an image that may not be loaded yet."""
-    out = {"image": image, "truth": None, "mask_error": None, "result": None, "image_error": None}
-    if image is None:
-        try:
-            out["image"], out["truth"], out["mask_error"] = load_pixels(*entry_paths)
-        except ImageReadError as exc:
-            out["image_error"] = str(exc)
-            return out
-    out["result"] = worker.run_model(cache, model_key, out["image"], progress=progress, cancelled=cancelled)
-    return out
 
 
 class MainWindow(QMainWindow):
@@ -61,12 +48,12 @@ class MainWindow(QMainWindow):
         self.background_scoring = background_scoring
         self.tasks: dict[str, worker.Task] = {}
         self._generation = 0
+        self._closed = False
         self.current_key: str | None = None
         self.model_key = ""
         self.compare_key = ""
         self.layers = self.settings.layers
         self.opacity = self.settings.opacity
-        self.problems: list[str] = []
 
         for folder in models_dirs:
             self.catalog.scan(Path(folder))
@@ -83,7 +70,8 @@ class MainWindow(QMainWindow):
     def _build_ui(self) -> None:
         self.image_list = QListWidget()
         self.image_list.setMinimumWidth(300)
-        self.image_list.setTextElideMode(Qt.ElideMiddle)
+        self.image_list.setWordWrap(True)
+        self.image_list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.image_list.currentItemChanged.connect(self._list_selection)
 
         self.view = ImageView("")
@@ -91,7 +79,7 @@ class MainWindow(QMainWindow):
         self.compare_view.hide()
         for v in (self.view, self.compare_view):
             v.set_opacity(self.opacity)
-        views = QSplitter(Qt.Horizontal)
+        self.views = views = QSplitter(Qt.Horizontal)
         views.addWidget(self.view)
         views.addWidget(self.compare_view)
 
@@ -187,20 +175,23 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- opening
     def open_paths(self, paths) -> None:
         added, models, failures = self.session.add([Path(p) for p in paths])
+        chosen = ""
         for path in models:
             info = self.catalog.add(path)
             if info.card is not None:
                 self.settings.model_files = self.settings.model_files + [info.key]
-                self.model_key = info.key
+                chosen = info.key
             else:
-                self.problems.append(info.error)
+                failures.append(OpenFailure(path, info.error))
         if models:
-            self.model_panel.refresh(self.model_key, self.compare_key)
+            self.model_panel.refresh(chosen or self.model_key, self.compare_key)
+        if chosen:
+            self.set_model(chosen)  # an opened model is the one the user wants to see run
         for entry in added:
             self._add_list_item(entry)
         for failure in failures:
             item = QListWidgetItem(qta.icon("mdi6.alert-circle", color="#d55e00"),
-                                   f"{failure.path.name}\n  {failure.reason}")
+                                   f"{failure.path.name}\n  {failure.reason.removeprefix(failure.path.name + ': ')}")
             item.setToolTip(f"{failure.path}: {failure.reason}")
             item.setFlags(Qt.ItemIsEnabled)
             self.image_list.addItem(item)
@@ -215,8 +206,6 @@ class MainWindow(QMainWindow):
         self.show_status(text)
         if added:
             self.select(added[0].key)
-        elif models and self.current_key:
-            self._request_current()
         self.opened.emit(len(added), len(failures))
 
     def _add_list_item(self, entry: ImageEntry) -> None:
@@ -238,7 +227,8 @@ class MainWindow(QMainWindow):
         if item is None:
             return
         if entry.error:
-            item.setText(f"{entry.name}\n  {entry.error}")
+            item.setText(f"{entry.name}\n  {entry.error.removeprefix(entry.name + ': ')}")
+            item.setToolTip(entry.error)
             item.setIcon(qta.icon("mdi6.alert-circle", color="#d55e00"))
             return
         parts = []
@@ -287,6 +277,7 @@ class MainWindow(QMainWindow):
         entry.mask_path, entry.mask_error = path, None
         self._update_item(entry)
         self.render()
+        self._show_metrics()
         return True
 
     # ---------------------------------------------------------------- drag and drop
@@ -329,6 +320,8 @@ class MainWindow(QMainWindow):
         self.view.set_image(entry.image)
         self.compare_view.set_image(entry.image)
         self.setWindowTitle(f"PAIP Viewer — {entry.name}")
+        self.view.set_title(entry.name)
+        self.compare_view.set_title(entry.name)
         if entry.error:
             self._show_error(entry.error)
             return
@@ -363,6 +356,10 @@ class MainWindow(QMainWindow):
         self._cancel(("compare", "background"))
         self.compare_view.setVisible(bool(key))
         if key:
+            half = max(self.views.width() // 2, 100)
+            self.views.setSizes([half, half])
+        QTimer.singleShot(50, self.fit)  # after the splitter has laid the views out
+        if key:
             self.compare_view.link_to(self.view)
             self.compare_view.set_image(self.current_entry().image if self.current_entry() else None)
         else:
@@ -372,9 +369,11 @@ class MainWindow(QMainWindow):
         self._request_current()
 
     # ---------------------------------------------------------------- work
-    def _submit(self, slot: str, image_key: str, model_key: str, fn, *args) -> worker.Task:
+    def _submit(self, slot: str, image_key: str, model_key: str, fn, *args) -> worker.Task | None:
         """Start a task in ``slot``, cancelling the one it replaces."""
         self._cancel((slot,))
+        if self._closed:  # late signals after closing start nothing
+            return None
         self._generation += 1
         task = worker.Task(fn, *args, tag=(slot, image_key, model_key, self._generation))
         task.signals.result.connect(lambda value, t=task: self._on_result(t, value))
@@ -410,7 +409,7 @@ class MainWindow(QMainWindow):
         if entry is None or not entry.loaded:
             return
         if not self.model_key:
-            self.view.show_message("No model: add a .keras model file (File > Add model file…)")
+            self._show_error("No model: add a .keras model file (File > Add model file…)")
         for slot, model in (("primary", self.model_key), ("compare", self.compare_key)):
             if model and model not in entry.results and self.catalog.find(model) and self.catalog.find(model).card:
                 self._submit(slot, entry.key, model, worker.run_model, self.cache, model, entry.image)
@@ -471,7 +470,6 @@ class MainWindow(QMainWindow):
             self.tasks.pop(slot, None)
             self._show_error(message)
             self._check_ready(failed=True)
-        self.problems.append(message)
 
     def _on_finished(self, task: worker.Task) -> None:
         if self.tasks.get(task.tag[0]) is task and task.is_cancelled:
@@ -494,11 +492,12 @@ class MainWindow(QMainWindow):
             self.status.setText("Running " + ", ".join(n.card.label for n in names if n and n.card)
                                 if names else "Loading image…")
         elif "background" in self.tasks:
-            done = sum(1 for e in self.session.entries if self.model_key in e.results)
+            model = self.tasks["background"].tag[2]
+            done = sum(1 for e in self.session.entries if model in e.results)
             self.status.setText(f"Scoring all images in the background: {done}/{len(self.session.entries)}")
 
     def _schedule_background(self) -> None:
-        if not self.background_scoring or "background" in self.tasks:
+        if self._closed or not self.background_scoring or "background" in self.tasks:
             return
         start = max(self.session.index_of(self.current_key or ""), 0)
         for model in (self.model_key, self.compare_key):
@@ -507,7 +506,7 @@ class MainWindow(QMainWindow):
                 continue
             entry = self.session.next_unscored(model, after=start)
             if entry is not None:
-                self._submit("background", entry.key, model, _load_and_run, self.cache, model,
+                self._submit("background", entry.key, model, worker.load_and_run, self.cache, model,
                              (entry.path, entry.mask_path), entry.image)
                 return
         self.show_status(self._summary_line())
@@ -539,7 +538,8 @@ class MainWindow(QMainWindow):
         info = self.catalog.find(model)
         label = info.card.label if info and info.card else "no model"
         c = self.session.confusion(entry, model)
-        return f"{label} — {entry.name}" + (f" — Jaccard {c.jaccard:.3f}, Dice {c.dice:.3f}" if c else "")
+        name = "" if self.compare_key else f" — {entry.name}"  # two titles side by side must stay short
+        return f"{label}{name}" + (f" — Jaccard {c.jaccard:.3f}, Dice {c.dice:.3f}" if c else "")
 
     def _show_error(self, message: str) -> None:
         self.view.show_message(message)
@@ -558,12 +558,13 @@ class MainWindow(QMainWindow):
 
     def _summary_line(self) -> str:
         parts = []
+        usable = sum(1 for e in self.session.entries if e.error is None)
         for model in (self.model_key, self.compare_key):
             info = self.catalog.find(model)
             s = self.session.summary(model) if model else None
             if s and info and info.card:
                 parts.append(f"{info.card.label}: mean per-tile Jaccard {s['mean_jaccard']:.3f} "
-                             f"over {s['images']}/{len(self.session.entries)} images "
+                             f"over {s['images']}/{usable} images "
                              f"(pooled {s['pooled_jaccard']:.3f}, mean Dice {s['mean_dice']:.3f})")
         return "; ".join(parts) or "No scores yet"
 
@@ -594,6 +595,8 @@ class MainWindow(QMainWindow):
 
     def fit(self) -> None:
         self.view.fit()
+        if self.compare_key:
+            self.compare_view.fit()
 
     def show_shortcuts(self) -> None:
         ShortcutsDialog(self).exec()
@@ -603,8 +606,10 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- closing
     def closeEvent(self, event) -> None:
+        self._closed = True
         self._cancel(tuple(self.tasks))
         self.settings.sync()
         # Cancelled tasks stop at the next batch; only a model still loading can take a few seconds.
-        self.pool.waitForDone(30000)
+        self.pool.wait(30)
+        self.pool.shutdown()
         super().closeEvent(event)

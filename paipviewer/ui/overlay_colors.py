@@ -37,7 +37,7 @@ class LayerState:
     truth: bool = False
     errors: bool = True
     probability: bool = False
-    disagree: bool = True
+    disagree: bool = False
     outline: bool = False
 
     def toggled(self, name: str) -> bool:

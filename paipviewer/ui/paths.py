@@ -1,13 +1,20 @@
 """Where the shipped resources live; Qt-free so the session and tests can use it."""
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 DEFAULT_MODEL_STEM = "elunet_8_5"
 
 
 def resources_dir() -> Path:
-    # paipviewer/ui/paths.py -> repo root is three levels up (editable install runs from the repo).
+    """PAIPVIEWER_RESOURCES if set; the PyInstaller bundle's copy; else the repository's resources/."""
+    if os.environ.get("PAIPVIEWER_RESOURCES"):
+        return Path(os.environ["PAIPVIEWER_RESOURCES"])
+    if getattr(sys, "frozen", False) and hasattr(sys, "_MEIPASS"):
+        return Path(sys._MEIPASS) / "resources"
+    # paipviewer/ui/paths.py -> the repository root is three levels up (editable install).
     return Path(__file__).resolve().parents[2] / "resources"
 
 

@@ -48,4 +48,6 @@ class ShortcutsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(table)
         layout.addWidget(buttons)
-        self.resize(420, 420)
+        table.setEditTriggers(QTableWidget.NoEditTriggers)
+        table.resizeRowsToContents()
+        self.resize(460, 40 + sum(table.rowHeight(r) for r in range(table.rowCount())) + 80)

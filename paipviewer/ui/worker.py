@@ -13,7 +13,9 @@ import time
 import traceback
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from concurrent.futures import ThreadPoolExecutor
+
+from PySide6.QtCore import QObject, Signal
 
 from paipviewer.core.inference import Cancelled
 
@@ -27,10 +29,8 @@ class TaskSignals(QObject):
     finished = Signal()
 
 
-class Task(QRunnable):
+class Task:
     def __init__(self, fn: Callable, *args, tag=None, **kwargs) -> None:
-        super().__init__()
-        self.setAutoDelete(False)  # the window keeps a reference to cancel it; Python owns it
         self.fn, self.args, self.kwargs, self.tag = fn, args, kwargs, tag
         self.signals = TaskSignals()
         self._cancel = threading.Event()
@@ -105,10 +105,36 @@ def run_model(cache: ModelCache, model_key: str, image, *, progress, cancelled):
     return Result(prediction, load_seconds)
 
 
-def make_pool(threads: int = 2) -> QThreadPool:
-    pool = QThreadPool()
-    pool.setMaxThreadCount(threads)
-    return pool
+class WorkerPool:
+    """Python threads, not QThreadPool's: TensorFlow's pybind11 code can deadlock on the GIL in
+    threads that Python did not create (seen as a hang inside conv2d while the UI painted)."""
+
+    def __init__(self, threads: int = 2) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="paipviewer-worker")
+        self._tasks: set[Task] = set()
+
+    def start(self, task: Task) -> None:
+        self._tasks = {t for t in self._tasks if not t.done.is_set()} | {task}
+        self._executor.submit(task.run)
+
+    def active(self) -> int:
+        return sum(1 for t in self._tasks if not t.done.is_set())
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until every started task has finished (cancelled ones stop at their next check)."""
+        deadline = time.perf_counter() + timeout
+        for task in list(self._tasks):
+            if not task.done.wait(max(0.0, deadline - time.perf_counter())):
+                return False
+        return True
+
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def make_pool(threads: int = 2) -> WorkerPool:
+    return WorkerPool(threads)
 
 
 def load_image(image_path, mask_path, *, progress, cancelled):
@@ -116,3 +142,20 @@ def load_image(image_path, mask_path, *, progress, cancelled):
     from .session import load_pixels
 
     return load_pixels(image_path, mask_path)
+
+
+def load_and_run(cache, model_key, entry_paths, image, *, progress, cancelled):
+    """Worker body for background scoring: an image that may not be loaded yet, then the model."""
+    from paipviewer.core.imageio import ImageReadError
+
+    from .session import load_pixels
+
+    out = {"image": image, "truth": None, "mask_error": None, "result": None, "image_error": None}
+    if image is None:
+        try:
+            out["image"], out["truth"], out["mask_error"] = load_pixels(*entry_paths)
+        except ImageReadError as exc:
+            out["image_error"] = str(exc)
+            return out
+    out["result"] = run_model(cache, model_key, out["image"], progress=progress, cancelled=cancelled)
+    return out

@@ -1,0 +1,78 @@
+"""The worker: signals in order, cooperative cancel, errors reported rather than raised."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import threading
+import time
+
+import pytest
+
+from paipviewer.core.imageio import read_image
+from paipviewer.ui import worker
+from ui_fixtures import SAMPLES
+
+
+def count_up(n, gate=None, *, progress, cancelled):
+    """A real loop that checks for cancel between steps, as predict_image does between batches."""
+    for i in range(n):
+        if cancelled():
+            raise worker.Cancelled()
+        if gate is not None:
+            gate.wait(5)
+        progress(i + 1, n)
+        time.sleep(0.01)
+    return n * 2
+
+
+@pytest.fixture
+def pool():
+    p = worker.make_pool(2)
+    yield p
+    assert p.wait(10)
+
+
+def test_signals_started_progress_result_finished(qtbot, pool):
+    task = worker.Task(count_up, 5)
+    seen = []
+    for name in ("started", "result", "finished"):
+        getattr(task.signals, name).connect(lambda *a, n=name: seen.append(n))
+    task.signals.progress.connect(lambda d, t: seen.append((d, t)))
+    with qtbot.waitSignal(task.signals.finished, timeout=10000):
+        pool.start(task)
+    assert seen == ["started", (1, 5), (2, 5), (3, 5), (4, 5), (5, 5), "result", "finished"]
+
+
+def test_cancel_stops_between_steps_and_no_result(qtbot, pool):
+    gate = threading.Event()
+    task = worker.Task(count_up, 1000, gate)
+    results = []
+    task.signals.result.connect(results.append)
+    with qtbot.waitSignal(task.signals.progress, timeout=10000):
+        pool.start(task)
+        gate.set()
+    with qtbot.waitSignal(task.signals.cancelled, timeout=10000):
+        task.cancel()
+    qtbot.waitUntil(task.done.is_set)
+    assert results == []
+
+
+def test_error_is_a_message(qtbot, pool):
+    def fails(*, progress, cancelled):
+        raise ValueError("model.keras: not a Keras model file")
+
+    task = worker.Task(fails)
+    with qtbot.waitSignal(task.signals.error, timeout=10000) as blocker:
+        pool.start(task)
+    assert blocker.args == ["model.keras: not a Keras model file"]
+
+
+def test_run_model_cancelled_before_start_does_not_load(tmp_path):
+    image = read_image(next((SAMPLES / "images").glob("*.png")))
+    cache = worker.ModelCache()
+    with pytest.raises(worker.Cancelled):
+        worker.run_model(cache, str(tmp_path / "never_loaded.keras"), image,
+                         progress=lambda *_: None, cancelled=lambda: True)
+    assert cache._models == {}
