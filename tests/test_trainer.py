@@ -143,3 +143,14 @@ def test_params_and_help():
         with pytest.raises(SystemExit) as exc:
             cli([sub, "--help"])
         assert exc.value.code == 0
+
+
+def test_init_from_continues_a_model_file(paip_prepared, tmp_path, tiny_model_file):
+    folder, _ = paip_prepared
+    start = load_model(tiny_model_file).model.get_layer("enc0_conv1").kernel.numpy()
+    path = fit(folder, _tiny(epochs=1, learning_rate=1e-9, init_from=str(tiny_model_file)), tmp_path, verbose=0)
+    loaded = load_model(path)
+    np.testing.assert_allclose(loaded.model.get_layer("enc0_conv1").kernel.numpy(), start, atol=1e-4)
+    assert loaded.card.training["continued_from"]["file"] == str(tiny_model_file)
+    with pytest.raises(ValueError, match="not unet 4/4"):
+        fit(folder, FitSettings("unet", 4, 4, init_from=str(tiny_model_file), epochs=1), tmp_path / "x", verbose=0)

@@ -42,7 +42,8 @@ def _fit_settings(args, architecture, filters, depth):
     return FitSettings(architecture=architecture, filters=filters, depth=depth, learning_rate=args.lr,
                        loss=args.loss, batch_size=args.batch, epochs=args.epochs, patience=args.patience,
                        mixed_precision=args.bf16, xla=not args.no_xla, seed=args.seed,
-                       max_minutes=args.max_minutes, steps_per_epoch=args.steps_per_epoch)
+                       max_minutes=args.max_minutes, steps_per_epoch=args.steps_per_epoch,
+                       init_from=str(args.init_from) if getattr(args, "init_from", None) else None)
 
 
 def cmd_fit(args) -> int:
@@ -137,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--filters", required=True, type=int, help="initial filters n")
     p.add_argument("--depth", required=True, type=int, help="resolution levels L")
     p.add_argument("--resume", action="store_true", help="start from the checkpoint an interrupted run left")
+    p.add_argument("--init-from", type=Path, default=None, metavar="MODEL.keras",
+                   help="start from this model file's weights (same variant), e.g. to train a shipped model further")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("grid", help="train the study's 18 variants or a subset; finished ones are skipped")

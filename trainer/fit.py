@@ -42,6 +42,7 @@ class FitSettings:
     seed: int = 42
     max_minutes: float | None = None
     steps_per_epoch: int | None = None
+    init_from: str | None = None
 
 
 def variant_name(s: FitSettings) -> str:
@@ -152,6 +153,7 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
         model = build_model(settings.architecture, settings.filters, settings.depth, input_size=None)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    previous = _init_weights(model, settings) if settings.init_from else None
     if resume and checkpoint.is_file():
         model.load_weights(checkpoint)
         print(f"resumed from {checkpoint}")
@@ -192,7 +194,8 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
                   "split": {k: len(v) for k, v in manifest["split"].items()},
                   "train_tiles": int(len(xt)), "val_tiles": int(len(xv)), "epochs_run": epochs_run,
                   "best_epoch": best_epoch, "seconds": round(seconds, 1), "monitor": monitor,
-                  "cpu_bf16_native": cpu_supports_bf16(), "host_cores": os.cpu_count()},
+                  "cpu_bf16_native": cpu_supports_bf16(), "host_cores": os.cpu_count(),
+                  "continued_from": previous},
         metrics={"validation": val_scores},
     )
     save_model(final, card, model_path, overwrite=overwrite)
@@ -200,6 +203,21 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
     checkpoint.unlink(missing_ok=True)
     print(f"wrote {model_path} ({epochs_run} epochs, {seconds / 60:.1f} min, val {val_scores})")
     return model_path
+
+
+def _init_weights(model, settings: FitSettings) -> dict:
+    """Start from another model file of the same variant (to train a shipped model further)."""
+    from paipviewer.core.modelfile import load_model
+
+    loaded = load_model(settings.init_from)
+    card = loaded.card
+    if (card.architecture, card.filters, card.depth) != (settings.architecture, settings.filters, settings.depth):
+        raise ValueError(f"{settings.init_from} is {card.label}, not {settings.architecture} "
+                         f"{settings.filters}/{settings.depth}")
+    model.set_weights(loaded.model.get_weights())
+    print(f"starting from the weights of {settings.init_from}")
+    return {"file": str(settings.init_from), "epochs_run": card.training.get("epochs_run"),
+            "seconds": card.training.get("seconds"), "continued_from": card.training.get("continued_from")}
 
 
 class _HistoryCallback:
