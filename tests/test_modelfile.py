@@ -102,3 +102,11 @@ def test_lambda_layer_never_runs(tmp_path):
     with pytest.raises(ModelFileError, match="cannot load"):
         load_model(path)
     assert not marker.exists()
+
+
+def test_written_files_have_ordinary_permissions(tiny_model_file):
+    import os
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (tiny_model_file, card_path(tiny_model_file)):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask
