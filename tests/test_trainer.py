@@ -81,7 +81,7 @@ def test_tiny_fit_writes_model_card_and_history(paip_prepared, tmp_path):
     assert card.label == "ELU-Net 4/4" and card.params == 40377 and card.equalize == "rgb"
     assert card.training["epochs_run"] == 2 and card.training["train_tiles"] == 64
     assert card.training["split"] == {"train": 1, "val": 1, "test": 1}
-    assert 0.0 <= card.metrics["validation"]["jaccard_mean"] <= 1.0
+    assert 0.0 <= card.metrics["validation"]["jaccard_mean"] <= 1.0 and card.threshold == 0.5
     rows = list(csv.DictReader(open(tmp_path / "elunet_4_4_history.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"] and "val_loss" in rows[0]
     assert not list(tmp_path.glob(".*"))  # no checkpoint or temporary file left behind
@@ -139,7 +139,7 @@ def test_evaluate_writes_results_report_and_plot(paip_fixture, tmp_path, paip_pr
 
 
 def test_params_and_help():
-    for sub in ("params", "prepare", "fit", "grid", "evaluate"):
+    for sub in ("params", "prepare", "fit", "grid", "calibrate", "evaluate"):
         with pytest.raises(SystemExit) as exc:
             cli([sub, "--help"])
         assert exc.value.code == 0
@@ -154,3 +154,30 @@ def test_init_from_continues_a_model_file(paip_prepared, tmp_path, tiny_model_fi
     assert loaded.card.training["continued_from"]["file"] == str(tiny_model_file)
     with pytest.raises(ValueError, match="not unet 4/4"):
         fit(folder, FitSettings("unet", 4, 4, init_from=str(tiny_model_file), epochs=1), tmp_path / "x", verbose=0)
+
+
+def test_tune_threshold_picks_the_best_validation_dice(samples256):
+    from paipviewer.core.imageio import read_mask
+    from trainer.fit import THRESHOLDS, tile_scores, tune_threshold
+
+    truths = np.stack([read_mask(p) for p in sorted((samples256 / "masks").glob("*.png"))[:4]])
+    # Probabilities that are right only above 0.6: a nucleus pixel reads 0.65, background 0.55.
+    probs = np.where(truths, 0.65, 0.55).astype(np.float32)
+    best, scan = tune_threshold(probs, truths)
+    assert best == 0.6 and scan["0.60"] == 1.0 and scan["0.50"] < 1.0 and len(scan) == len(THRESHOLDS)
+    assert tile_scores(probs, truths, best)["jaccard_mean"] == 1.0
+
+
+def test_calibrate_writes_a_copy_with_the_tuned_threshold(paip_fixture, paip_prepared, tiny_model_file, tmp_path):
+    _, cache = paip_prepared
+    before = tiny_model_file.read_bytes()
+    out = tmp_path / "calibrated.keras"
+    assert cli(["calibrate", "--data", str(paip_fixture), "--cache", str(cache), "--model", str(tiny_model_file),
+                "--out", str(out)]) == 0
+    card = load_model(out).card
+    scan = card.metrics["threshold_scan_dice"]
+    assert card.threshold == float(max(scan, key=scan.get))
+    assert card.metrics["validation"]["dice_mean"] >= card.metrics["validation_at_0.5"]["dice_mean"]
+    assert tiny_model_file.read_bytes() == before
+    assert cli(["calibrate", "--data", str(paip_fixture), "--cache", str(cache), "--model", str(tiny_model_file),
+                "--out", str(tiny_model_file)]) == 2

@@ -1,4 +1,4 @@
-"""``paip-train``: the trainer's command line (params, prepare, fit, grid, evaluate)."""
+"""``paip-train``: the trainer's command line (params, prepare, fit, grid, calibrate, evaluate)."""
 from __future__ import annotations
 
 import argparse
@@ -43,7 +43,8 @@ def _fit_settings(args, architecture, filters, depth):
                        loss=args.loss, batch_size=args.batch, epochs=args.epochs, patience=args.patience,
                        mixed_precision=args.bf16, xla=not args.no_xla, seed=args.seed,
                        max_minutes=args.max_minutes, steps_per_epoch=args.steps_per_epoch,
-                       init_from=str(args.init_from) if getattr(args, "init_from", None) else None)
+                       init_from=str(args.init_from) if getattr(args, "init_from", None) else None,
+                       tune_threshold=args.tune_threshold)
 
 
 def cmd_fit(args) -> int:
@@ -84,6 +85,15 @@ def _without_option(argv: list[str], option: str) -> list[str]:
     return out
 
 
+def cmd_calibrate(args) -> int:
+    from .calibrate import calibrate
+    from .prepare import prepare
+    if args.out.resolve() == args.model.resolve():
+        raise ValueError("--out must differ from --model: calibrate writes a copy and never changes the input")
+    calibrate(args.model, prepare(args.data, _prepare_settings(args), args.cache), args.out, overwrite=args.overwrite)
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate
     evaluate(args.models, args.data, args.out, _prepare_settings(args), seed=args.seed, runs=args.runs,
@@ -116,6 +126,9 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes, keeping the best")
     p.add_argument("--bf16", action="store_true", help="mixed bfloat16 training (fast only with native bf16)")
     p.add_argument("--no-xla", action="store_true", help="do not JIT-compile the training step with XLA")
+    p.add_argument("--tune-threshold", action="store_true",
+                   help="pick the mask threshold (0.30..0.80) with the best validation Dice and store it in the card "
+                        "(default: 0.5, as the study)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model file of the same name")
     p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras progress: 0 none, 1 bar, 2 epoch")
 
@@ -148,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="*", default=None, metavar="ARCH_N_L",
                    help="variants to train, e.g. elunet_8_5 unet_32_5 (default: all 18)")
     p.set_defaults(func=cmd_grid)
+
+    p = sub.add_parser("calibrate", help="copy a model with the threshold that maximises validation Dice")
+    _add_data_args(p)
+    p.add_argument("--model", required=True, type=Path, help="the .keras model file to calibrate (not changed)")
+    p.add_argument("--out", required=True, type=Path, help="the calibrated copy to write (.keras)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("evaluate", help="score models on the test split: Jaccard, Dice, size, CPU time")
     _add_data_args(p)

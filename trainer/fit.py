@@ -43,6 +43,7 @@ class FitSettings:
     max_minutes: float | None = None
     steps_per_epoch: int | None = None
     init_from: str | None = None
+    tune_threshold: bool = False
 
 
 def variant_name(s: FitSettings) -> str:
@@ -114,18 +115,31 @@ class _TimeLimit:
         return TimeLimit()
 
 
-def evaluate_tiles(model, x: np.ndarray, y: np.ndarray, threshold: float = 0.5, batch: int = 8) -> dict:
-    """Per-tile mean Jaccard and Dice, and pooled scores, of ``model`` on uint8 tiles."""
+THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.30, 0.801, 0.05))
+
+
+def predict_uint8_tiles(model, x: np.ndarray, batch: int = 8) -> np.ndarray:
+    """Probabilities (N, h, w) of uint8 tiles, converted to the network's float input in chunks."""
     from paipviewer.core.inference import predict_tiles
     from paipviewer.core.preprocess import to_float
 
-    conf = []
-    for start in range(0, len(x), 64):
-        probs = predict_tiles(model, to_float(np.asarray(x[start:start + 64])), batch)
-        conf += [confusion(p >= threshold, t > 0) for p, t in zip(probs, np.asarray(y[start:start + 64]))]
+    return np.concatenate([predict_tiles(model, to_float(np.asarray(x[i:i + 64])), batch)
+                           for i in range(0, len(x), 64)])
+
+
+def tile_scores(probs: np.ndarray, y: np.ndarray, threshold: float) -> dict:
+    """Per-tile mean Jaccard and Dice, and pooled scores, at ``threshold``."""
+    conf = [confusion(p >= threshold, t > 0) for p, t in zip(probs, np.asarray(y))]
     total = pooled(conf)
-    return {"tiles": len(conf), "jaccard_mean": mean_score(conf, "jaccard"), "dice_mean": mean_score(conf, "dice"),
-            "jaccard_pooled": total.jaccard, "dice_pooled": total.dice}
+    return {"tiles": len(conf), "threshold": threshold, "jaccard_mean": mean_score(conf, "jaccard"),
+            "dice_mean": mean_score(conf, "dice"), "jaccard_pooled": total.jaccard, "dice_pooled": total.dice}
+
+
+def tune_threshold(probs: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, float]]:
+    """The threshold in :data:`THRESHOLDS` with the best mean per-tile Dice on validation tiles."""
+    scan = {f"{t:.2f}": tile_scores(probs, y, t)["dice_mean"] for t in THRESHOLDS}
+    best = max(scan, key=scan.get)
+    return float(best), scan
 
 
 def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwrite: bool = False,
@@ -185,18 +199,24 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
 
     final = build_model(settings.architecture, settings.filters, settings.depth, input_size=None)
     final.set_weights(model.get_weights())
-    val_scores = evaluate_tiles(final, xv, yv) if len(xv) else {}
+    threshold, scan = 0.5, None
+    val_scores = {}
+    if len(xv):
+        val_probs = predict_uint8_tiles(final, xv)
+        if settings.tune_threshold:
+            threshold, scan = tune_threshold(val_probs, yv)
+        val_scores = tile_scores(val_probs, yv, threshold)
     card = ModelCard(
         architecture=settings.architecture, filters=settings.filters, depth=settings.depth,
         params=int(final.count_params()), input_size=int(xt.shape[1]),
-        equalize=manifest["settings"]["equalize"],
+        equalize=manifest["settings"]["equalize"], threshold=threshold,
         training={**asdict(settings), "data": manifest["root"], "prepared": prepared.name,
                   "split": {k: len(v) for k, v in manifest["split"].items()},
                   "train_tiles": int(len(xt)), "val_tiles": int(len(xv)), "epochs_run": epochs_run,
                   "best_epoch": best_epoch, "seconds": round(seconds, 1), "monitor": monitor,
                   "cpu_bf16_native": cpu_supports_bf16(), "host_cores": os.cpu_count(),
                   "continued_from": previous},
-        metrics={"validation": val_scores},
+        metrics={"validation": val_scores, **({"threshold_scan_dice": scan} if scan else {})},
     )
     save_model(final, card, model_path, overwrite=overwrite)
     write_text_atomic(out_dir / f"{name}_history.csv", history_buf.getvalue())

@@ -143,6 +143,8 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(f"{path.name}: cannot load the model ({message[:300]})") from None
     check_shapes(model, path.name)
+    # A reloaded functional model expects its one input wrapped in a list; rewrap it so callers pass arrays.
+    model = keras.Model(model.inputs[0], model.outputs[0], name=model.name)
     params = int(model.count_params())
     if params != card.params:
         raise ModelFileError(f"{path.name}: the card says {card.params:,} parameters, the model has {params:,}")
