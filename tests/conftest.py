@@ -38,10 +38,6 @@ def paip_fixture() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_file(tmp_path_factory) -> Path:
     """A real, untrained ELU-Net 4/4 saved as a model file with its card."""
-    from paipviewer.core.modelfile import ModelCard, save_model
-    from trainer.models import build_model
+    from helpers import make_model_file
 
-    model = build_model("elunet", 4, 4, input_size=None)
-    path = tmp_path_factory.mktemp("models") / "elunet_4_4.keras"
-    card = ModelCard(architecture="elunet", filters=4, depth=4, params=int(model.count_params()), equalize="rgb")
-    return save_model(model, card, path)
+    return make_model_file(tmp_path_factory.mktemp("models"), "elunet", 4, 4)

@@ -1,13 +1,11 @@
 """Reading images and masks from real files, and refusing bad ones clearly."""
 from __future__ import annotations
 
-import struct
-import zlib
-
 import cv2
 import numpy as np
 import pytest
 
+from helpers import huge_png
 from paipviewer.core.imageio import ImageReadError, probe_size, read_image, read_mask
 
 
@@ -68,17 +66,8 @@ def test_probe_size_matches_decoded_size(monuseg, tmp_path, samples256):
     assert probe_size((tmp_path / "x.jpg").read_bytes()) == (70, 30)
 
 
-def _png_claiming(width: int, height: int) -> bytes:
-    """A tiny, valid-looking PNG header that declares a huge image (a decompression bomb)."""
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
-
-
 def test_decompression_bomb_is_refused(tmp_path):
-    bomb = tmp_path / "bomb.png"
-    bomb.write_bytes(_png_claiming(100_000, 100_000))
+    bomb = huge_png(tmp_path / "bomb.png", 100_000, 100_000)
     with pytest.raises(ImageReadError, match="too large"):
         read_image(bomb)
 

@@ -10,7 +10,8 @@ import sys
 
 import cv2
 
-from ui_fixtures import copy_samples, make_model_file
+from helpers import make_model_file
+from ui_fixtures import copy_samples
 
 
 def run_cli(*args, timeout=240):

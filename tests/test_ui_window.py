@@ -16,7 +16,8 @@ from paipviewer.ui.overlay_colors import PALETTE, compose
 from paipviewer.ui.session import load_pixels
 from paipviewer.ui.settings import Settings
 from paipviewer.ui.shortcuts import SHORTCUTS, ShortcutsDialog
-from ui_fixtures import copy_samples, drop_event, huge_png, make_model_file
+from helpers import huge_png, make_model_file
+from ui_fixtures import copy_samples, drop_event
 
 TIMEOUT = 120_000  # the first run imports TensorFlow on two busy cores
 
