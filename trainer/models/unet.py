@@ -8,15 +8,24 @@ parameters.
 """
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import layers
 
 from ._validate import check_args, input_layer
 
 
-def _conv(x, filters: int, kernel: int, name: str):
-    return layers.Conv2D(filters, kernel, activation="relu", padding="same",
-                         kernel_initializer="he_normal", name=name)(x)
+# Nuclei cover ~20% of a tile. Starting the sigmoid at that prior, and the 2-channel ReLU layer
+# before it slightly open, stops the first updates from pushing every pixel to background and
+# killing both ReLU channels: with zero biases U-Net 32/5 collapsed to a constant output within
+# one epoch on MoNuSeg (Lin et al. 2017 use the same prior trick). Parameter counts are unchanged.
+FOREGROUND_PRIOR = 0.2
+
+
+def _conv(x, filters: int, kernel: int, name: str, bias: float = 0.0):
+    return layers.Conv2D(filters, kernel, activation="relu", padding="same", kernel_initializer="he_normal",
+                         bias_initializer=keras.initializers.Constant(bias), name=name)(x)
 
 
 def build_unet(filters: int = 64, depth: int = 5, input_size: int | None = 256) -> keras.Model:
@@ -45,6 +54,8 @@ def build_unet(filters: int = 64, depth: int = 5, input_size: int | None = 256) 
         x = layers.Concatenate(axis=-1, name=f"dec{i}_concat")([skips[i], up])
         x = _conv(x, c, 3, f"dec{i}_conv1")
         x = _conv(x, c, 3, f"dec{i}_conv2")
-    x = _conv(x, 2, 3, "head_conv")
-    outputs = layers.Conv2D(1, 1, activation="sigmoid", name="head_sigmoid", dtype="float32")(x)
+    x = _conv(x, 2, 3, "head_conv", bias=0.1)
+    prior = keras.initializers.Constant(math.log(FOREGROUND_PRIOR / (1 - FOREGROUND_PRIOR)))
+    outputs = layers.Conv2D(1, 1, activation="sigmoid", bias_initializer=prior, name="head_sigmoid",
+                            dtype="float32")(x)
     return keras.Model(inputs, outputs, name=f"unet_{filters}_{depth}")
