@@ -33,30 +33,15 @@ from paipviewer.core.imageio import read_image, read_mask
 from paipviewer.core.inference import DEFAULT_OVERLAP, predict_image, predict_tiles
 from paipviewer.core.metrics import confusion, mean_score, pooled
 from paipviewer.core.modelfile import load_model
-from paipviewer.core.preprocess import equalize, to_float
-from paipviewer.core.tiling import TILE, extract_tiles
+from paipviewer.core.preprocess import to_float
 
-from .params import study_rows
-from .prepare import PrepareSettings, select_samples, split_samples
+from .fit import predict_uint8_tiles
+from .prepare import PrepareSettings, select_samples, split_samples, tiles_of
 
 COLUMNS = ["model", "architecture", "filters", "depth", "params", "file_mb", "file_mb_with_optimizer",
            "jaccard_57", "mean_iou_57", "empty_tiles_57", "jaccard_tiles", "dice_tiles", "jaccard_image",
            "dice_image", "jaccard_pooled", "dice_pooled", "load_s", "predict57_s", "total57_s", "tf_import_s",
            "epochs", "train_minutes"]
-
-
-def test_tiles(samples, equalize_mode: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Every 256x256 tile of the test images (equalised whole first), uint8, with masks and names."""
-    xs, ys, names = [], [], []
-    for s in samples:
-        image = equalize(read_image(s.image), equalize_mode)
-        mask = read_mask(s.mask, image.shape[:2])
-        ti, _ = extract_tiles(image, TILE, 0)
-        tm, _ = extract_tiles(mask, TILE, 0)
-        xs.append(ti)
-        ys.append(tm)
-        names += [f"{s.name}#{k}" for k in range(len(ti))]
-    return np.concatenate(xs), np.concatenate(ys), names
 
 
 def pick_tiles(n_total: int, n: int, seed: int) -> np.ndarray:
@@ -96,12 +81,13 @@ def timed_57(path: Path, tiles: np.ndarray, runs: int) -> tuple[float, float]:
 def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=print) -> dict:
     loaded = load_model(path)
     card, model = loaded.card, loaded.model
-    x, y, _ = test_tiles(test, card.equalize)
+    # The test images as training saw its images: equalised whole, cut without overlap, not flipped.
+    x, y, _ = tiles_of(test, PrepareSettings(equalize=card.equalize, flips=False))
     chosen = pick_tiles(len(x), n_tiles, seed)
     x57 = to_float(x[chosen])
     load_s, predict_s = timed_57(path, x57, runs)
-    probs = predict_tiles(model, to_float(x), batch=8)
-    per_tile = [confusion(p >= card.threshold, t) for p, t in zip(probs, y)]
+    probs = predict_uint8_tiles(model, x)
+    per_tile = [confusion(p >= card.threshold, t > 0) for p, t in zip(probs, y)]
     tiles57 = [per_tile[i] for i in chosen]
     per_image = []
     for s in test:
@@ -154,6 +140,3 @@ def rows_to_csv(rows: list[dict]) -> str:
         w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items() if k in COLUMNS})
     return buf.getvalue()
 
-
-def study_table() -> list[dict]:
-    return [dict(r, architecture=k[0], filters=k[1], depth=k[2]) for k, r in study_rows().items()]
