@@ -84,9 +84,28 @@ def test_tiny_fit_writes_model_card_and_history(paip_prepared, tmp_path):
     assert 0.0 <= card.metrics["validation"]["jaccard_mean"] <= 1.0 and card.threshold == 0.5
     rows = list(csv.DictReader(open(tmp_path / "elunet_4_4_history.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"] and "val_loss" in rows[0]
+    assert [float(r["lr"]) for r in rows] == pytest.approx([1e-3, 1e-3])
     assert not list(tmp_path.glob(".*"))  # no checkpoint or temporary file left behind
     with pytest.raises(FileExistsError):
         fit(folder, _tiny(), tmp_path, verbose=0)
+
+
+def test_lr_plateau_halves_the_learning_rate_when_validation_stalls():
+    import keras
+    from trainer.fit import plateau_callback
+    from trainer.models import build_model
+
+    model = build_model("elunet", 4, 4)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
+    callback = plateau_callback(_tiny(learning_rate=1e-3, lr_plateau=2), "val_loss")
+    callback.set_model(model)
+    callback.on_train_begin()
+    rates = []
+    for epoch, val_loss in enumerate([1.0, 0.9, 0.9, 0.9, 0.8, 0.8, 0.8] + [0.8] * 10):
+        callback.on_epoch_end(epoch, {"val_loss": val_loss})
+        rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+    assert rates[:7] == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 5e-4, 2.5e-4])
+    assert rates[-1] == pytest.approx(1e-3 / 16)  # never below the floor
 
 
 def test_resume_starts_from_the_checkpoint(paip_prepared, tmp_path):

@@ -44,6 +44,7 @@ class FitSettings:
     steps_per_epoch: int | None = None
     init_from: str | None = None
     tune_threshold: bool = False
+    lr_plateau: int | None = None
 
 
 def variant_name(s: FitSettings) -> str:
@@ -186,6 +187,8 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
         _HistoryCallback.make(history_buf),
         _TimeLimit.make(settings.max_minutes),
     ]
+    if settings.lr_plateau:
+        callbacks.append(plateau_callback(settings, monitor))
     start = time.monotonic()
     hist = model.fit(train, validation_data=val, epochs=settings.epochs, callbacks=callbacks, verbose=verbose,
                      steps_per_epoch=settings.steps_per_epoch,
@@ -225,6 +228,17 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
     return model_path
 
 
+def plateau_callback(settings: FitSettings, monitor: str):
+    """Halve the learning rate after ``lr_plateau`` epochs without improvement, down to 1/16 of it.
+
+    Halving lets a continued run settle instead of hopping around the minimum.
+    """
+    import keras
+
+    return keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=settings.lr_plateau,
+                                             min_lr=settings.learning_rate / 16)
+
+
 def _init_weights(model, settings: FitSettings) -> dict:
     """Start from another model file of the same variant (to train a shipped model further)."""
     from paipviewer.core.modelfile import load_model
@@ -249,10 +263,11 @@ class _HistoryCallback:
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
                 if not buf.tell():
-                    self.keys = sorted(logs)
-                    csv.writer(buf).writerow(["epoch", *self.keys, "seconds"])
+                    self.keys = sorted(k for k in logs if k != "learning_rate")
+                    csv.writer(buf).writerow(["epoch", *self.keys, "lr", "seconds"])
                     self.t0 = time.monotonic()
+                lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
                 csv.writer(buf).writerow([epoch + 1, *[f"{logs.get(k, float('nan')):.6g}" for k in self.keys],
-                                          f"{time.monotonic() - self.t0:.1f}"])
+                                          f"{lr:.6g}", f"{time.monotonic() - self.t0:.1f}"])
 
         return History()
