@@ -77,7 +77,7 @@ def test_open_runs_model_and_shows_scores(window, qtbot, samples):
     assert window.metrics_panel.value(0, "tp") == f"{c.tp:,}"
     assert float(window.metrics_panel.value(0, "inference")) >= 0
     assert np.array_equal(window.view.overlay_array(), expected_overlay(window, entry))
-    assert f"J {c.jaccard:.3f}" in window._item(entry.key).text()
+    assert f"J {c.jaccard:.3f}" in window.image_list.item_of(entry.key).text()
     assert "mean per-tile Jaccard" in window.metrics_panel.summary.text()
 
 
@@ -181,7 +181,7 @@ def test_bad_input_is_reported_and_everything_else_works(window, qtbot, samples,
     corrupt, huge = window.session.entries[:2]
     window.select(corrupt.key)
     qtbot.waitUntil(lambda: corrupt.error is not None, timeout=TIMEOUT)
-    assert "not a readable" in corrupt.error and "not a readable" in window._item(corrupt.key).text()
+    assert "not a readable" in corrupt.error and "not a readable" in window.image_list.item_of(corrupt.key).text()
     window.select(huge.key)
     qtbot.waitUntil(lambda: huge.error is not None, timeout=TIMEOUT)
     assert "too large" in huge.error

@@ -10,25 +10,25 @@ from pathlib import Path
 
 import qtawesome as qta
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QLabel, QListWidget, QListWidgetItem, QMainWindow,
-                               QProgressBar, QPushButton, QScrollArea, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QProgressBar, QPushButton, QScrollArea,
+                               QSplitter, QVBoxLayout, QWidget)
 
 from paipviewer.core.imageio import IMAGE_SUFFIXES, ImageReadError, read_mask
 
 from . import worker
 from .catalog import ModelCatalog
+from .image_list import ImageList
 from .image_view import ImageView
 from .layers_panel import LayersPanel
+from .menus import build_menus
 from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
 from .overlay_colors import compose
 from .session import ImageEntry, OpenFailure, Session
 from .settings import Settings
-from .shortcuts import SHORTCUTS, ShortcutsDialog
+from .shortcuts import ShortcutsDialog
 
 FOREGROUND = ("load", "primary", "compare")
-KEY_ROLE = Qt.UserRole
 
 
 class MainWindow(QMainWindow):
@@ -62,17 +62,14 @@ class MainWindow(QMainWindow):
                 self.catalog.add(Path(f))
 
         self._build_ui()
-        self._build_actions()
+        self.actions = build_menus(self)
         self.setAcceptDrops(True)
         self.resize(1400, 860)
 
     # ---------------------------------------------------------------- building
     def _build_ui(self) -> None:
-        self.image_list = QListWidget()
-        self.image_list.setMinimumWidth(300)
-        self.image_list.setWordWrap(True)
-        self.image_list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.image_list.currentItemChanged.connect(self._list_selection)
+        self.image_list = ImageList()
+        self.image_list.key_selected.connect(self._list_selection)
 
         self.view = ImageView("")
         self.compare_view = ImageView("")
@@ -120,58 +117,6 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
 
-    def _build_actions(self) -> None:
-        handlers = {
-            "open_files": self.open_files_dialog, "open_folder": self.open_folder_dialog,
-            "next_image": lambda: self.step(1), "previous_image": lambda: self.step(-1),
-            "toggle_errors": lambda: self.layers_panel.toggle("errors"),
-            "toggle_prediction": lambda: self.layers_panel.toggle("prediction"),
-            "toggle_truth": lambda: self.layers_panel.toggle("truth"),
-            "toggle_probability": lambda: self.layers_panel.toggle("probability"),
-            "toggle_disagree": lambda: self.layers_panel.toggle("disagree"),
-            "toggle_outline": lambda: self.layers_panel.toggle("outline"),
-            "fit": self.fit, "cancel": self.cancel, "shortcuts": self.show_shortcuts,
-        }
-        icons = {"open_files": "mdi6.file-image-outline", "open_folder": "mdi6.folder-open-outline",
-                 "next_image": "mdi6.chevron-right", "previous_image": "mdi6.chevron-left",
-                 "fit": "mdi6.fit-to-screen-outline", "cancel": "mdi6.stop-circle-outline",
-                 "shortcuts": "mdi6.keyboard-outline"}
-        self.actions: dict[str, QAction] = {}
-        for s in SHORTCUTS:
-            action = QAction(s.text, self)
-            action.setShortcut(QKeySequence(s.key))
-            if s.action in icons:
-                action.setIcon(qta.icon(icons[s.action]))
-            action.triggered.connect(handlers[s.action])
-            self.addAction(action)
-            self.actions[s.action] = action
-
-        pick_truth = QAction(qta.icon("mdi6.shape-outline"), "Choose ground truth…", self)
-        pick_truth.triggered.connect(self.choose_truth_dialog)
-        add_model = QAction(qta.icon("mdi6.brain"), "Add model file…", self)
-        add_model.triggered.connect(self.add_model_dialog)
-        quit_action = QAction("Quit", self)
-        quit_action.setShortcut(QKeySequence.Quit)
-        quit_action.triggered.connect(self.close)
-
-        menu = self.menuBar()
-        file_menu = menu.addMenu("&File")
-        for a in (self.actions["open_files"], self.actions["open_folder"], pick_truth, add_model):
-            file_menu.addAction(a)
-        file_menu.addSeparator()
-        file_menu.addAction(quit_action)
-        view_menu = menu.addMenu("&View")
-        for name in ("next_image", "previous_image", "fit", "toggle_errors", "toggle_prediction",
-                     "toggle_truth", "toggle_probability", "toggle_disagree", "toggle_outline"):
-            view_menu.addAction(self.actions[name])
-        menu.addMenu("&Help").addAction(self.actions["shortcuts"])
-
-        tools = self.addToolBar("Main")
-        tools.setObjectName("main_toolbar")
-        for name in ("open_files", "open_folder", "previous_image", "next_image", "fit", "cancel"):
-            tools.addAction(self.actions[name])
-        tools.addAction(add_model)
-
     # ---------------------------------------------------------------- opening
     def open_paths(self, paths) -> None:
         added, models, failures = self.session.add([Path(p) for p in paths])
@@ -188,13 +133,9 @@ class MainWindow(QMainWindow):
         if chosen:
             self.set_model(chosen)  # an opened model is the one the user wants to see run
         for entry in added:
-            self._add_list_item(entry)
+            self.image_list.add_entry(entry)
         for failure in failures:
-            item = QListWidgetItem(qta.icon("mdi6.alert-circle", color="#d55e00"),
-                                   f"{failure.path.name}\n  {failure.reason.removeprefix(failure.path.name + ': ')}")
-            item.setToolTip(f"{failure.path}: {failure.reason}")
-            item.setFlags(Qt.ItemIsEnabled)
-            self.image_list.addItem(item)
+            self.image_list.add_failure(failure)
         if added:
             self.settings.last_folder = str(Path(added[0].path).parent)
         text = f"Opened {len(added)} image(s)"
@@ -208,37 +149,13 @@ class MainWindow(QMainWindow):
             self.select(added[0].key)
         self.opened.emit(len(added), len(failures))
 
-    def _add_list_item(self, entry: ImageEntry) -> None:
-        item = QListWidgetItem(qta.icon("mdi6.image-outline"), entry.name)
-        item.setData(KEY_ROLE, entry.key)
-        item.setToolTip(str(entry.path) + (f"\nground truth: {entry.mask_path}" if entry.mask_path else
-                                           "\nno ground truth found"))
-        self.image_list.addItem(item)
-
-    def _item(self, key: str) -> QListWidgetItem | None:
-        for row in range(self.image_list.count()):
-            item = self.image_list.item(row)
-            if item.data(KEY_ROLE) == key:
-                return item
-        return None
-
     def _update_item(self, entry: ImageEntry) -> None:
-        item = self._item(entry.key)
-        if item is None:
-            return
-        if entry.error:
-            item.setText(f"{entry.name}\n  {entry.error.removeprefix(entry.name + ': ')}")
-            item.setToolTip(entry.error)
-            item.setIcon(qta.icon("mdi6.alert-circle", color="#d55e00"))
-            return
-        parts = []
+        scores = []
         for key in (self.model_key, self.compare_key):
             c = self.session.confusion(entry, key) if key else None
             if c is not None:
-                parts.append(f"J {c.jaccard:.3f}  D {c.dice:.3f}")
-        if entry.mask_error or (entry.loaded and entry.truth is None):
-            parts.append("no ground truth")
-        item.setText(entry.name + ("\n  " + " | ".join(parts) if parts else ""))
+                scores.append(f"J {c.jaccard:.3f}  D {c.dice:.3f}")
+        self.image_list.update_entry(entry, scores)
 
     def open_files_dialog(self) -> None:
         pattern = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
@@ -301,9 +218,8 @@ class MainWindow(QMainWindow):
     def current_entry(self) -> ImageEntry | None:
         return self.session.find(self.current_key) if self.current_key else None
 
-    def _list_selection(self, item, _previous) -> None:
-        key = item.data(KEY_ROLE) if item else None
-        if key and key != self.current_key:
+    def _list_selection(self, key: str) -> None:
+        if key != self.current_key:
             self.select(key)
 
     def select(self, key: str) -> None:
@@ -311,11 +227,7 @@ class MainWindow(QMainWindow):
         if entry is None:
             return
         self.current_key = key
-        item = self._item(key)
-        if item is not None and self.image_list.currentItem() is not item:
-            self.image_list.blockSignals(True)
-            self.image_list.setCurrentItem(item)
-            self.image_list.blockSignals(False)
+        self.image_list.show_current(key)
         self._cancel(FOREGROUND + ("background",))
         self.view.set_image(entry.image)
         self.compare_view.set_image(entry.image)

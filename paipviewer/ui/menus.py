@@ -1,0 +1,62 @@
+"""Actions, menus and the toolbar of the main window, bound from the one shortcut table."""
+from __future__ import annotations
+
+import qtawesome as qta
+from PySide6.QtGui import QAction, QKeySequence
+
+from .shortcuts import SHORTCUTS
+
+ICONS = {"open_files": "mdi6.file-image-outline", "open_folder": "mdi6.folder-open-outline",
+         "next_image": "mdi6.chevron-right", "previous_image": "mdi6.chevron-left",
+         "fit": "mdi6.fit-to-screen-outline", "cancel": "mdi6.stop-circle-outline",
+         "shortcuts": "mdi6.keyboard-outline"}
+VIEW_MENU = ("next_image", "previous_image", "fit", "toggle_errors", "toggle_prediction", "toggle_truth",
+             "toggle_probability", "toggle_disagree", "toggle_outline")
+TOOLBAR = ("open_files", "open_folder", "previous_image", "next_image", "fit", "cancel")
+
+
+def build_menus(window) -> dict[str, QAction]:
+    """Create the window's actions, menus and toolbar; returns the actions by shortcut name."""
+    layers = window.layers_panel
+    handlers = {
+        "open_files": window.open_files_dialog, "open_folder": window.open_folder_dialog,
+        "next_image": lambda: window.step(1), "previous_image": lambda: window.step(-1),
+        **{f"toggle_{name}": (lambda *_, n=name: layers.toggle(n))
+           for name in ("errors", "prediction", "truth", "probability", "disagree", "outline")},
+        "fit": window.fit, "cancel": window.cancel, "shortcuts": window.show_shortcuts,
+    }
+    actions: dict[str, QAction] = {}
+    for s in SHORTCUTS:
+        action = QAction(s.text, window)
+        action.setShortcut(QKeySequence(s.key))
+        if s.action in ICONS:
+            action.setIcon(qta.icon(ICONS[s.action]))
+        action.triggered.connect(handlers[s.action])
+        window.addAction(action)
+        actions[s.action] = action
+
+    pick_truth = QAction(qta.icon("mdi6.shape-outline"), "Choose ground truth…", window)
+    pick_truth.triggered.connect(window.choose_truth_dialog)
+    add_model = QAction(qta.icon("mdi6.brain"), "Add model file…", window)
+    add_model.triggered.connect(window.add_model_dialog)
+    quit_action = QAction("Quit", window)
+    quit_action.setShortcut(QKeySequence.Quit)
+    quit_action.triggered.connect(window.close)
+
+    menu = window.menuBar()
+    file_menu = menu.addMenu("&File")
+    for a in (actions["open_files"], actions["open_folder"], pick_truth, add_model):
+        file_menu.addAction(a)
+    file_menu.addSeparator()
+    file_menu.addAction(quit_action)
+    view_menu = menu.addMenu("&View")
+    for name in VIEW_MENU:
+        view_menu.addAction(actions[name])
+    menu.addMenu("&Help").addAction(actions["shortcuts"])
+
+    tools = window.addToolBar("Main")
+    tools.setObjectName("main_toolbar")
+    for name in TOOLBAR:
+        tools.addAction(actions[name])
+    tools.addAction(add_model)
+    return actions
