@@ -9,7 +9,7 @@ import pytest
 
 from paipviewer.core.modelfile import load_model
 from trainer.cli import main as cli
-from trainer.fit import FitSettings, fit
+from trainer.fit import FitSettings, fit, training_totals
 from trainer.grid import run_grid
 from trainer.prepare import PrepareSettings, load_prepared, prepare, read_manifest, select_samples, split_samples
 
@@ -171,6 +171,9 @@ def test_init_from_continues_a_model_file(paip_prepared, tmp_path, tiny_model_fi
     loaded = load_model(path)
     np.testing.assert_allclose(loaded.model.get_layer("enc0_conv1").kernel.numpy(), start, atol=1e-4)
     assert loaded.card.training["continued_from"]["file"] == str(tiny_model_file)
+    again = fit(folder, _tiny(epochs=2, init_from=str(path)), tmp_path / "again", verbose=0)
+    first, second = loaded.card.training, load_model(again).card.training
+    assert training_totals(second) == (3, pytest.approx(first["seconds"] + second["seconds"]))
     with pytest.raises(ValueError, match="not unet 4/4"):
         fit(folder, FitSettings("unet", 4, 4, init_from=str(tiny_model_file), epochs=1), tmp_path / "x", verbose=0)
 

@@ -35,7 +35,7 @@ from paipviewer.core.metrics import confusion, mean_score, pooled
 from paipviewer.core.modelfile import load_model
 from paipviewer.core.preprocess import to_float
 
-from .fit import predict_uint8_tiles
+from .fit import predict_uint8_tiles, training_totals
 from .prepare import PrepareSettings, select_samples, split_samples, tiles_of
 
 COLUMNS = ["model", "architecture", "filters", "depth", "params", "file_mb", "file_mb_with_optimizer",
@@ -95,6 +95,7 @@ def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=pri
         pred = predict_image(model, image, card.equalize, overlap=DEFAULT_OVERLAP, batch=8)
         per_image.append(confusion(pred.mask(card.threshold), read_mask(s.mask, image.shape[:2])))
     whole = pooled(per_image)
+    epochs, seconds = training_totals(card.training)  # all runs, when a model was trained further
     row = {
         "model": path.name, "architecture": card.architecture, "filters": card.filters, "depth": card.depth,
         "params": card.params, "file_mb": loaded.file_bytes / 1e6,
@@ -105,8 +106,8 @@ def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=pri
         "jaccard_image": mean_score(per_image), "dice_image": mean_score(per_image, "dice"),
         "jaccard_pooled": whole.jaccard, "dice_pooled": whole.dice,
         "load_s": load_s, "predict57_s": predict_s, "total57_s": load_s + predict_s,
-        "epochs": card.training.get("epochs_run", ""),
-        "train_minutes": round(card.training.get("seconds", 0) / 60, 1) if card.training.get("seconds") else "",
+        "epochs": "" if epochs is None else epochs,
+        "train_minutes": "" if seconds is None else round(seconds / 60, 1),
     }
     log(f"{path.name}: jaccard_57 {row['jaccard_57']:.3f}, dice_image {row['dice_image']:.3f}, "
         f"{row['total57_s']:.1f} s for 57 tiles")
