@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from paipviewer.core.modelfile import load_model
+from paipviewer.core.modelfile import load_model, training_totals
 from trainer.cli import main as cli
-from trainer.fit import FitSettings, fit, training_totals
+from trainer.fit import FitSettings, fit
 from trainer.grid import run_grid
 from trainer.prepare import PrepareSettings, load_prepared, prepare, read_manifest, select_samples, split_samples
 

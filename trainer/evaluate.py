@@ -32,10 +32,10 @@ from paipviewer.core.atomic import write_text_atomic
 from paipviewer.core.imageio import read_image, read_mask
 from paipviewer.core.inference import DEFAULT_OVERLAP, predict_image, predict_tiles
 from paipviewer.core.metrics import confusion, mean_score, pooled
-from paipviewer.core.modelfile import load_model
+from paipviewer.core.modelfile import load_model, training_totals
 from paipviewer.core.preprocess import to_float
 
-from .fit import predict_uint8_tiles, training_totals
+from .fit import predict_uint8_tiles
 from .prepare import PrepareSettings, select_samples, split_samples, tiles_of
 
 COLUMNS = ["model", "architecture", "filters", "depth", "params", "file_mb", "file_mb_with_optimizer",

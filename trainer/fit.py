@@ -239,22 +239,6 @@ def plateau_callback(settings: FitSettings, monitor: str):
                                              min_lr=settings.learning_rate / 16)
 
 
-def training_totals(training: dict) -> tuple[int | None, float | None]:
-    """Epochs and seconds of a model's whole training, over every run it was continued from.
-
-    Returns None for a figure that no run in the chain recorded.
-    """
-    epochs = seconds = None
-    stage = training
-    while stage:
-        if stage.get("epochs_run") is not None:
-            epochs = (epochs or 0) + int(stage["epochs_run"])
-        if stage.get("seconds") is not None:
-            seconds = (seconds or 0.0) + float(stage["seconds"])
-        stage = stage.get("continued_from")
-    return epochs, seconds
-
-
 def _init_weights(model, settings: FitSettings) -> dict:
     """Start from another model file of the same variant (to train a shipped model further)."""
     from paipviewer.core.modelfile import load_model

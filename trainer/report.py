@@ -39,7 +39,7 @@ def markdown(rows: list[dict], data: Path, n_test: int, tiles: int, seed: int, r
             f"| {_fmt(s.get('params'))} | {r['file_mb']:.2f} | {r['file_mb_with_optimizer']:.2f} | {_fmt(s.get('size_mb'))} "
             f"| {r['jaccard_57']:.3f} | {r['mean_iou_57']:.3f} | {_fmt(s.get('jaccard'))} | {r['dice_tiles']:.3f} "
             f"| {r['jaccard_image']:.3f} | {r['dice_image']:.3f} | {r['load_s']:.2f} | {r['predict57_s']:.2f} "
-            f"| {_fmt(s.get('time_s'))} | {_fmt(r.get('epochs'))} | {_fmt(r.get('train_minutes'))} |")
+            f"| {_fmt(s.get('time_s'))} | {_fmt(r.get('epochs'))} | {_fmt(r.get('train_minutes'), 1)} |")
     tf_s = rows[0]["tf_import_s"] if rows else None
     lines += [
         "",

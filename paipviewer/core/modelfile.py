@@ -162,3 +162,19 @@ def check_shapes(model, name: str = "model") -> None:
         raise ModelFileError(f"{name}: output shape {oshape} is not a one-channel mask")
     if ishape[1:3] != oshape[1:3]:
         raise ModelFileError(f"{name}: output size {oshape[1:3]} differs from input size {ishape[1:3]}")
+
+
+def training_totals(training: dict) -> tuple[int | None, float | None]:
+    """Epochs and seconds of a model's whole training, over every run it was continued from.
+
+    Returns None for a figure that no run in the chain recorded.
+    """
+    epochs = seconds = None
+    stage = training
+    while stage:
+        if stage.get("epochs_run") is not None:
+            epochs = (epochs or 0) + int(stage["epochs_run"])
+        if stage.get("seconds") is not None:
+            seconds = (seconds or 0.0) + float(stage["seconds"])
+        stage = stage.get("continued_from")
+    return epochs, seconds

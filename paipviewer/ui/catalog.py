@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from paipviewer.core.modelfile import ModelCard, ModelFileError, read_card
+from paipviewer.core.modelfile import ModelCard, ModelFileError, read_card, training_totals
 
 from .paths import DEFAULT_MODEL_STEM
 
@@ -33,7 +33,7 @@ class ModelInfo:
         c = self.card
         size = self.path.stat().st_size if self.path.exists() else 0
         data = c.training.get("data") or c.training.get("dataset") or "not recorded"
-        epochs = c.training.get("epochs_run")
+        epochs, _ = training_totals(c.training)
         lines = [f"{c.label}: {c.architecture}, {c.filters} filters, depth {c.depth}",
                  f"{c.params:,} parameters, file {size / 1e6:.2f} MB",
                  f"Training data: {data}" + (f" ({epochs} epochs)" if epochs else ""),
