@@ -85,6 +85,8 @@ def test_tiny_fit_writes_model_card_and_history(paip_prepared, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "elunet_4_4_history.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"] and "val_loss" in rows[0]
     assert [float(r["lr"]) for r in rows] == pytest.approx([1e-3, 1e-3])
+    seconds = [float(r["seconds"]) for r in rows]
+    assert 0 < seconds[0] < seconds[1] <= card.training["seconds"]  # time since training began
     assert not list(tmp_path.glob(".*"))  # no checkpoint or temporary file left behind
     with pytest.raises(FileExistsError):
         fit(folder, _tiny(), tmp_path, verbose=0)

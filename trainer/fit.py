@@ -19,7 +19,7 @@ import numpy as np
 
 from paipviewer.core.atomic import write_text_atomic
 from paipviewer.core.metrics import confusion, mean_score, pooled
-from paipviewer.core.modelfile import ModelCard, save_model
+from paipviewer.core.modelfile import ModelCard, load_model, save_model
 
 from .prepare import load_prepared, read_manifest
 from .variants import variant_id
@@ -241,8 +241,6 @@ def plateau_callback(settings: FitSettings, monitor: str):
 
 def _init_weights(model, settings: FitSettings) -> dict:
     """Start from another model file of the same variant (to train a shipped model further)."""
-    from paipviewer.core.modelfile import load_model
-
     loaded = load_model(settings.init_from)
     card = loaded.card
     if (card.architecture, card.filters, card.depth) != (settings.architecture, settings.filters, settings.depth):
@@ -260,12 +258,14 @@ class _HistoryCallback:
         import keras
 
         class History(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.t0 = time.monotonic()
+
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
                 if not buf.tell():
                     self.keys = sorted(k for k in logs if k != "learning_rate")
                     csv.writer(buf).writerow(["epoch", *self.keys, "lr", "seconds"])
-                    self.t0 = time.monotonic()
                 lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
                 csv.writer(buf).writerow([epoch + 1, *[f"{logs.get(k, float('nan')):.6g}" for k in self.keys],
                                           f"{lr:.6g}", f"{time.monotonic() - self.t0:.1f}"])
