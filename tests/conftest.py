@@ -41,3 +41,12 @@ def tiny_model_file(tmp_path_factory) -> Path:
     from helpers import make_model_file
 
     return make_model_file(tmp_path_factory.mktemp("models"), "elunet", 4, 4)
+
+
+@pytest.fixture(scope="session")
+def paip_prepared(paip_fixture, tmp_path_factory):
+    """The PAIP layout fixture prepared with the study's settings, and the cache folder it lives in."""
+    from trainer.prepare import PrepareSettings, prepare
+
+    cache = tmp_path_factory.mktemp("cache")
+    return prepare(paip_fixture, PrepareSettings(), cache, log=lambda *_: None), cache

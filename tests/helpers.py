@@ -28,3 +28,11 @@ def huge_png(path: Path, width: int = 40000, height: int = 40000) -> Path:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
                      + chunk(b"IEND", b""))
     return path
+
+
+def tiny_settings(**overrides):
+    """FitSettings for a seconds-long ELU-Net 4/4 fit on a few tiles."""
+    from trainer.fit import FitSettings
+
+    settings = dict(learning_rate=1e-3, epochs=2, steps_per_epoch=2, batch_size=4, xla=False)
+    return FitSettings(architecture="elunet", filters=4, depth=4, **{**settings, **overrides})

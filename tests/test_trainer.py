@@ -9,15 +9,10 @@ import pytest
 
 from paipviewer.core.modelfile import load_model, training_totals
 from trainer.cli import main as cli
-from trainer.fit import FitSettings, fit
+from helpers import tiny_settings
+from trainer.fit import fit
 from trainer.grid import run_grid
 from trainer.prepare import PrepareSettings, load_prepared, prepare, read_manifest, select_samples, split_samples
-
-
-@pytest.fixture(scope="module")
-def paip_prepared(paip_fixture, tmp_path_factory):
-    cache = tmp_path_factory.mktemp("cache")
-    return prepare(paip_fixture, PrepareSettings(), cache, log=lambda *_: None), cache
 
 
 def test_paip_selection_follows_the_study(paip_fixture):
@@ -68,14 +63,9 @@ def test_prepare_is_cached(paip_fixture, paip_prepared):
     assert other != folder
 
 
-def _tiny(**kw) -> FitSettings:
-    settings = dict(learning_rate=1e-3, epochs=2, steps_per_epoch=2, batch_size=4, xla=False)
-    return FitSettings(architecture="elunet", filters=4, depth=4, **{**settings, **kw})
-
-
 def test_tiny_fit_writes_model_card_and_history(paip_prepared, tmp_path):
     folder, _ = paip_prepared
-    path = fit(folder, _tiny(), tmp_path, verbose=0)
+    path = fit(folder, tiny_settings(), tmp_path, verbose=0)
     loaded = load_model(path)
     card = loaded.card
     assert card.label == "ELU-Net 4/4" and card.params == 40377 and card.equalize == "rgb"
@@ -89,7 +79,7 @@ def test_tiny_fit_writes_model_card_and_history(paip_prepared, tmp_path):
     assert 0 < seconds[0] < seconds[1] <= card.training["seconds"]  # time since training began
     assert not list(tmp_path.glob(".*"))  # no checkpoint or temporary file left behind
     with pytest.raises(FileExistsError):
-        fit(folder, _tiny(), tmp_path, verbose=0)
+        fit(folder, tiny_settings(), tmp_path, verbose=0)
 
 
 def test_lr_plateau_halves_the_learning_rate_when_validation_stalls():
@@ -99,7 +89,7 @@ def test_lr_plateau_halves_the_learning_rate_when_validation_stalls():
 
     model = build_model("elunet", 4, 4)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
-    callback = plateau_callback(_tiny(learning_rate=1e-3, lr_plateau=2), "val_loss")
+    callback = plateau_callback(tiny_settings(learning_rate=1e-3, lr_plateau=2), "val_loss")
     callback.set_model(model)
     callback.on_train_begin()
     rates = []
@@ -117,7 +107,7 @@ def test_resume_starts_from_the_checkpoint(paip_prepared, tmp_path):
     for w in model.weights:
         w.assign(np.full(w.shape, 0.01, np.float32))
     model.save_weights(tmp_path / ".elunet_4_4.best.weights.h5")
-    path = fit(folder, _tiny(epochs=1, learning_rate=1e-9), tmp_path, resume=True, verbose=0)
+    path = fit(folder, tiny_settings(epochs=1, learning_rate=1e-9), tmp_path, resume=True, verbose=0)
     kernel = load_model(path).model.get_layer("enc0_conv1").kernel.numpy()
     np.testing.assert_allclose(kernel, 0.01, atol=1e-4)  # the checkpoint's weights, barely moved
 
@@ -169,11 +159,11 @@ def test_params_and_help():
 def test_init_from_continues_a_model_file(paip_prepared, tmp_path, tiny_model_file):
     folder, _ = paip_prepared
     start = load_model(tiny_model_file).model.get_layer("enc0_conv1").kernel.numpy()
-    path = fit(folder, _tiny(epochs=1, learning_rate=1e-9, init_from=str(tiny_model_file)), tmp_path, verbose=0)
+    path = fit(folder, tiny_settings(epochs=1, learning_rate=1e-9, init_from=str(tiny_model_file)), tmp_path, verbose=0)
     loaded = load_model(path)
     np.testing.assert_allclose(loaded.model.get_layer("enc0_conv1").kernel.numpy(), start, atol=1e-4)
     assert loaded.card.training["continued_from"]["file"] == str(tiny_model_file)
-    again = fit(folder, _tiny(epochs=2, init_from=str(path)), tmp_path / "again", verbose=0)
+    again = fit(folder, tiny_settings(epochs=2, init_from=str(path)), tmp_path / "again", verbose=0)
     first, second = loaded.card.training, load_model(again).card.training
     assert training_totals(second) == (3, pytest.approx(first["seconds"] + second["seconds"]))
     with pytest.raises(ValueError, match="not unet 4/4"):

@@ -44,7 +44,8 @@ def _fit_settings(args, architecture, filters, depth):
                        mixed_precision=args.bf16, xla=not args.no_xla, seed=args.seed,
                        max_minutes=args.max_minutes, steps_per_epoch=args.steps_per_epoch,
                        init_from=str(args.init_from) if getattr(args, "init_from", None) else None,
-                       tune_threshold=args.tune_threshold, lr_plateau=args.lr_plateau)
+                       tune_threshold=args.tune_threshold, lr_plateau=args.lr_plateau,
+                       augment=args.augment)
 
 
 def cmd_fit(args) -> int:
@@ -124,6 +125,8 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs (5)")
     p.add_argument("--lr-plateau", type=int, default=None, metavar="EPOCHS",
                    help="halve the learning rate after this many epochs without improvement (default: off, as the study)")
+    p.add_argument("--augment", action="store_true",
+                   help="random quarter turns and a mild colour jitter on training tiles (default: off, as the study)")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: all tiles)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes, keeping the best")
     p.add_argument("--bf16", action="store_true", help="mixed bfloat16 training (fast only with native bf16)")

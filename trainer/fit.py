@@ -45,6 +45,7 @@ class FitSettings:
     init_from: str | None = None
     tune_threshold: bool = False
     lr_plateau: int | None = None
+    augment: bool = False
 
 
 def variant_name(s: FitSettings) -> str:
@@ -77,7 +78,8 @@ def _loss(name: str):
     return bce_dice
 
 
-def _dataset(x: np.ndarray, y: np.ndarray, batch: int, shuffle: bool, seed: int, repeat: bool = False):
+def _dataset(x: np.ndarray, y: np.ndarray, batch: int, shuffle: bool, seed: int, repeat: bool = False,
+             augment: bool = False):
     import tensorflow as tf
 
     n = len(x)
@@ -92,9 +94,17 @@ def _dataset(x: np.ndarray, y: np.ndarray, batch: int, shuffle: bool, seed: int,
     ds = tf.data.Dataset.from_generator(gen, output_signature=(
         tf.TensorSpec((t, t, 3), tf.uint8), tf.TensorSpec((t, t), tf.uint8)))
     ds = ds.map(lambda a, b: (tf.cast(a, tf.float32) / 255.0, tf.cast(b, tf.float32)[..., None]))
-    ds = ds.batch(batch)
     # With steps_per_epoch an "epoch" is a fixed number of batches drawn from an endless reshuffled stream.
-    return (ds.repeat() if repeat else ds).prefetch(2)
+    if repeat:
+        ds = ds.repeat()
+    if augment:
+        from .augment import augment_pair
+
+        # Enumerating after repeat gives every drawn tile its own seed, so epochs see new augmentations.
+        ds = ds.enumerate().map(
+            lambda i, pair: augment_pair(*pair, tf.stack([tf.constant(seed, tf.int64), i])),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch).prefetch(2)
 
 
 class _TimeLimit:
@@ -177,7 +187,8 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
 
     xt, yt = load_prepared(prepared, "train")
     xv, yv = load_prepared(prepared, "val")
-    train = _dataset(xt, yt, settings.batch_size, True, settings.seed, repeat=settings.steps_per_epoch is not None)
+    train = _dataset(xt, yt, settings.batch_size, True, settings.seed, repeat=settings.steps_per_epoch is not None,
+                     augment=settings.augment)
     val = _dataset(xv, yv, settings.batch_size, False, settings.seed) if len(xv) else None
     monitor = "val_loss" if val is not None else "loss"
     history_buf = io.StringIO()
