@@ -149,6 +149,27 @@ def test_evaluate_writes_results_report_and_plot(paip_fixture, tmp_path, paip_pr
     assert "ELU-Net 4/4" in (out / "report.md").read_text()
 
 
+def test_evaluate_on_the_validation_split_scores_the_validation_images(paip_fixture, tmp_path, paip_prepared,
+                                                                        tiny_model_file):
+    from paipviewer.core.imageio import read_image, read_mask
+    from paipviewer.core.inference import DEFAULT_OVERLAP, predict_image
+    from paipviewer.core.metrics import confusion
+
+    _, cache = paip_prepared
+    out = tmp_path / "val"
+    assert cli(["evaluate", "--data", str(paip_fixture), "--cache", str(cache), "--models", str(tiny_model_file),
+                "--out", str(out), "--runs", "1", "--tiles", "5", "--split", "val"]) == 0
+    row = next(csv.DictReader(open(out / "results.csv")))
+    settings = PrepareSettings()
+    (sample,) = split_samples(select_samples(paip_fixture, settings), settings).val
+    loaded = load_model(tiny_model_file)
+    image = read_image(sample.image)
+    pred = predict_image(loaded.model, image, loaded.card.equalize, overlap=DEFAULT_OVERLAP, batch=8)
+    expected = confusion(pred.mask(loaded.card.threshold), read_mask(sample.mask, image.shape[:2])).dice
+    assert float(row["dice_image"]) == pytest.approx(expected, abs=1e-4)
+    assert "1 validation images" in (out / "report.md").read_text()
+
+
 def test_params_and_help():
     for sub in ("params", "prepare", "fit", "grid", "calibrate", "evaluate"):
         with pytest.raises(SystemExit) as exc:

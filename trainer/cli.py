@@ -98,7 +98,7 @@ def cmd_calibrate(args) -> int:
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate
     evaluate(args.models, args.data, args.out, _prepare_settings(args), seed=args.seed, runs=args.runs,
-             tiles=args.tiles)
+             tiles=args.tiles, split=args.split)
     return 0
 
 
@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="folder for results.csv, report.md and the plot")
     p.add_argument("--runs", type=int, default=3, help="timing repeats; the median is reported (3)")
     p.add_argument("--tiles", type=int, default=57, help="random test tiles for the study's protocol (57)")
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="score the test images (default), or the validation images to choose between models "
+                        "without looking at the test set")
     p.set_defaults(func=cmd_evaluate)
     return parser
 

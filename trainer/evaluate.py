@@ -1,5 +1,8 @@
 """``paip-train evaluate``: the study's Table V for any set of model files, on the test split.
 
+``--split val`` scores the validation images instead, so a choice between models (say, a model
+trained further against the one it started from) never looks at the test set.
+
 Per model:
 
 - ``params``; ``file_mb`` (our inference-only file) and ``file_mb_with_optimizer`` (the same
@@ -115,10 +118,13 @@ def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=pri
 
 
 def evaluate(models: list[Path], data: Path, out: Path, settings: PrepareSettings = PrepareSettings(),
-             seed: int = 42, runs: int = 3, tiles: int = 57, log=print) -> list[dict]:
-    test = split_samples(select_samples(Path(data), settings), settings).test
+             seed: int = 42, runs: int = 3, tiles: int = 57, split: str = "test", log=print) -> list[dict]:
+    """Score ``models`` on the ``split`` images: "test" to report, "val" to choose between models."""
+    if split not in ("test", "val"):
+        raise ValueError(f"unknown split {split!r}; choose test or val")
+    test = getattr(split_samples(select_samples(Path(data), settings), settings), split)
     if not test:
-        raise ValueError(f"{data}: the split has no test images")
+        raise ValueError(f"{data}: the split has no {split} images")
     tf_s = tf_import_seconds()
     rows = []
     for path in models:
@@ -128,7 +134,7 @@ def evaluate(models: list[Path], data: Path, out: Path, settings: PrepareSetting
     out = Path(out)
     write_text_atomic(out / "results.csv", rows_to_csv(rows))
     from .report import write_report
-    write_report(rows, out, data=Path(data), n_test=len(test), tiles=tiles, seed=seed, runs=runs)
+    write_report(rows, out, data=Path(data), n_test=len(test), tiles=tiles, seed=seed, runs=runs, split=split)
     log(f"wrote {out / 'results.csv'}, {out / 'report.md'}, {out / 'tradeoff.png'}")
     return rows
 

@@ -18,13 +18,18 @@ def _fmt(value, digits=3) -> str:
     return str(value)
 
 
-def markdown(rows: list[dict], data: Path, n_test: int, tiles: int, seed: int, runs: int) -> str:
+SPLIT_WORDS = {"test": "test images (never used in training or validation)",
+               "val": "validation images (held out of training; for choosing models, not for reporting)"}
+
+
+def markdown(rows: list[dict], data: Path, n_test: int, tiles: int, seed: int, runs: int,
+             split: str = "test") -> str:
     study = study_rows()
     lines = [
         "# Evaluation report",
         "",
-        f"Data: `{data}`, {n_test} test images (never used in training or validation). "
-        f"Study protocol: {tiles} random 256x256 test tiles (seed {seed}); whole images by sliding window.",
+        f"Data: `{data}`, {n_test} {SPLIT_WORDS[split]}. "
+        f"Study protocol: {tiles} random 256x256 {split} tiles (seed {seed}); whole images by sliding window.",
         f"Times: median of {runs} runs on this machine's CPU, wall clock; `load` reads the model file, "
         f"`57 tiles` is the {tiles} predictions one tile at a time; TensorFlow's import is measured apart.",
         "",
@@ -103,7 +108,8 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(rows: list[dict], out: Path, data: Path, n_test: int, tiles: int, seed: int, runs: int) -> None:
+def write_report(rows: list[dict], out: Path, data: Path, n_test: int, tiles: int, seed: int, runs: int,
+                 split: str = "test") -> None:
     out.mkdir(parents=True, exist_ok=True)
     plot(rows, out / "tradeoff.png")
-    write_text_atomic(out / "report.md", markdown(rows, data, n_test, tiles, seed, runs))
+    write_text_atomic(out / "report.md", markdown(rows, data, n_test, tiles, seed, runs, split))
