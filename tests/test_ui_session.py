@@ -120,7 +120,9 @@ def test_disagreement_layer_marks_where_models_differ():
 
 def test_catalog_reads_cards_without_keras_and_lists_broken_files(tmp_path):
     card = {"format": "paipviewer-model-card/1", "architecture": "elunet", "filters": 8, "depth": 5,
-            "params": 123, "training": {"data": "PAIP 2023 train"}}
+            "params": 123, "training": {"data": "PAIP 2023 train", "learning_rate": 5e-4, "loss": "bce_dice",
+                                        "batch_size": 8, "augment": True},
+            "metrics": {"validation": {"tiles": 96, "dice_mean": 0.7912, "jaccard_mean": 0.657}}}
     (tmp_path / "elunet_8_5.json").write_text(json.dumps(card))
     (tmp_path / "elunet_8_5.keras").write_bytes(b"PK")
     (tmp_path / "aaa.keras").write_bytes(b"x")  # no card beside it
@@ -131,6 +133,8 @@ def test_catalog_reads_cards_without_keras_and_lists_broken_files(tmp_path):
     assert broken.card is None and "no model card" in broken.error
     text = catalog.default().describe()
     assert "ELU-Net 8/5" in text and "123 parameters" in text and "PAIP 2023 train" in text
+    assert "Recipe: Adam 0.0005, bce_dice, batch 8, augmented" in text
+    assert "Validation (96 tiles): Dice 0.791, Jaccard 0.657" in text
 
 
 def test_main_module_does_not_import_tensorflow():

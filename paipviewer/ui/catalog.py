@@ -38,11 +38,27 @@ class ModelInfo:
                  f"{c.params:,} parameters, file {size / 1e6:.2f} MB",
                  f"Training data: {data}" + (f" ({epochs} epochs)" if epochs else ""),
                  f"Preprocessing: {c.equalize}; threshold {c.threshold:g}"]
-        if c.metrics:
-            shown = ", ".join(f"{k} {v:.3f}" for k, v in c.metrics.items() if isinstance(v, (int, float)))
-            if shown:
-                lines.append(f"Card metrics: {shown}")
+        recipe = _recipe(c.training)
+        if recipe:
+            lines.append(f"Recipe: {recipe}")
+        val = c.metrics.get("validation") if isinstance(c.metrics.get("validation"), dict) else {}
+        if isinstance(val.get("dice_mean"), (int, float)):
+            lines.append(f"Validation ({val.get('tiles', '?')} tiles): Dice {val['dice_mean']:.3f}, "
+                         f"Jaccard {val.get('jaccard_mean', float('nan')):.3f}")
         return "\n".join(lines)
+
+
+def _recipe(training: dict) -> str:
+    """How the last training run was set up, in the words of ``paip-train fit``'s options."""
+    if "learning_rate" not in training:
+        return ""
+    parts = [f"Adam {training['learning_rate']:g}", str(training.get("loss", "bce")),
+             f"batch {training.get('batch_size', '?')}"]
+    if training.get("augment"):
+        parts.append("augmented")
+    if training.get("continued_from"):
+        parts.append("continued from an earlier model")
+    return ", ".join(parts)
 
 
 class ModelCatalog:
