@@ -10,7 +10,7 @@ import pytest
 from paipviewer.core.modelfile import load_model, training_totals
 from trainer.cli import main as cli
 from helpers import tiny_settings
-from trainer.fit import fit
+from trainer.fit import FitSettings, fit
 from trainer.grid import run_grid
 from trainer.prepare import PrepareSettings, load_prepared, prepare, read_manifest, select_samples, split_samples
 

@@ -133,8 +133,8 @@ def test_catalog_reads_cards_without_keras_and_lists_broken_files(tmp_path):
     assert broken.card is None and "no model card" in broken.error
     text = catalog.default().describe()
     assert "ELU-Net 8/5" in text and "123 parameters" in text and "PAIP 2023 train" in text
-    assert "Recipe: Adam 0.0005, bce_dice, batch 8, augmented" in text
-    assert "Validation (96 tiles): Dice 0.791, Jaccard 0.657" in text
+    assert "Adam 0.0005, bce_dice, batch 8, augmented" in text
+    assert "validation Dice 0.791 (96 tiles)" in text
 
 
 def test_main_module_does_not_import_tensorflow():

@@ -34,17 +34,15 @@ class ModelInfo:
         size = self.path.stat().st_size if self.path.exists() else 0
         data = c.training.get("data") or c.training.get("dataset") or "not recorded"
         epochs, _ = training_totals(c.training)
-        lines = [f"{c.label}: {c.architecture}, {c.filters} filters, depth {c.depth}",
-                 f"{c.params:,} parameters, file {size / 1e6:.2f} MB",
-                 f"Training data: {data}" + (f" ({epochs} epochs)" if epochs else ""),
-                 f"Preprocessing: {c.equalize}; threshold {c.threshold:g}"]
+        # Three short lines: the panel is narrow, and a long card must not push the layers out of view.
+        trained = f"Trained on {Path(data).name or data}" + (f", {epochs} epochs" if epochs else "")
         recipe = _recipe(c.training)
-        if recipe:
-            lines.append(f"Recipe: {recipe}")
+        lines = [f"{c.label}: {c.params:,} parameters, {size / 1e6:.2f} MB",
+                 trained + (f"; {recipe}" if recipe else ""),
+                 f"Preprocessing {c.equalize}, threshold {c.threshold:g}"]
         val = c.metrics.get("validation") if isinstance(c.metrics.get("validation"), dict) else {}
         if isinstance(val.get("dice_mean"), (int, float)):
-            lines.append(f"Validation ({val.get('tiles', '?')} tiles): Dice {val['dice_mean']:.3f}, "
-                         f"Jaccard {val.get('jaccard_mean', float('nan')):.3f}")
+            lines[-1] += f"; validation Dice {val['dice_mean']:.3f} ({val.get('tiles', '?')} tiles)"
         return "\n".join(lines)
 
 
@@ -57,7 +55,7 @@ def _recipe(training: dict) -> str:
     if training.get("augment"):
         parts.append("augmented")
     if training.get("continued_from"):
-        parts.append("continued from an earlier model")
+        parts.append("continued")
     return ", ".join(parts)
 
 
