@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import tiny_settings
 from paipviewer.core.datasets import discover
 from paipviewer.core.imageio import read_image, read_mask
-from helpers import tiny_settings
 from paipviewer.core.modelfile import load_model
 from paipviewer.core.preprocess import preprocess
 from trainer.augment import augment_pair

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
 
+from helpers import tiny_settings
 from paipviewer.core.modelfile import load_model, training_totals
 from trainer.cli import main as cli
-from helpers import tiny_settings
 from trainer.fit import FitSettings, fit
 from trainer.grid import run_grid
 from trainer.prepare import PrepareSettings, load_prepared, prepare, read_manifest, select_samples, split_samples
@@ -157,9 +158,17 @@ def test_evaluate_on_the_validation_split_scores_the_validation_images(paip_fixt
 
     _, cache = paip_prepared
     out = tmp_path / "val"
+    same_name = tmp_path / "continued" / tiny_model_file.name  # as a model trained further and its start
+    same_name.parent.mkdir()
+    for suffix in (".keras", ".json"):
+        shutil.copy(tiny_model_file.with_suffix(suffix), same_name.with_suffix(suffix))
     assert cli(["evaluate", "--data", str(paip_fixture), "--cache", str(cache), "--models", str(tiny_model_file),
-                "--out", str(out), "--runs", "1", "--tiles", "5", "--split", "val"]) == 0
-    row = next(csv.DictReader(open(out / "results.csv")))
+                str(same_name), "--out", str(out), "--runs", "1", "--tiles", "5", "--split", "val"]) == 0
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [r["model"] for r in rows] == [f"{tiny_model_file.parent.name}/elunet_4_4.keras",
+                                          "continued/elunet_4_4.keras"]
+    assert "(`continued/elunet_4_4.keras`)" in (out / "report.md").read_text()
+    row = rows[0]
     settings = PrepareSettings()
     (sample,) = split_samples(select_samples(paip_fixture, settings), settings).val
     loaded = load_model(tiny_model_file)

@@ -122,21 +122,28 @@ def evaluate(models: list[Path], data: Path, out: Path, settings: PrepareSetting
     """Score ``models`` on the ``split`` images: "test" to report, "val" to choose between models."""
     if split not in ("test", "val"):
         raise ValueError(f"unknown split {split!r}; choose test or val")
-    test = getattr(split_samples(select_samples(Path(data), settings), settings), split)
-    if not test:
+    images = getattr(split_samples(select_samples(Path(data), settings), settings), split)
+    if not images:
         raise ValueError(f"{data}: the split has no {split} images")
     tf_s = tf_import_seconds()
+    models = [Path(p) for p in models]
     rows = []
-    for path in models:
-        row = evaluate_model(Path(path), test, tiles, seed, runs, log)
-        row["tf_import_s"] = tf_s
+    for path, name in zip(models, model_names(models)):
+        row = evaluate_model(path, images, tiles, seed, runs, log)
+        row.update(model=name, tf_import_s=tf_s)
         rows.append(row)
     out = Path(out)
     write_text_atomic(out / "results.csv", rows_to_csv(rows))
     from .report import write_report
-    write_report(rows, out, data=Path(data), n_test=len(test), tiles=tiles, seed=seed, runs=runs, split=split)
+    write_report(rows, out, data=Path(data), n_test=len(images), tiles=tiles, seed=seed, runs=runs, split=split)
     log(f"wrote {out / 'results.csv'}, {out / 'report.md'}, {out / 'tradeoff.png'}")
     return rows
+
+
+def model_names(paths: list[Path]) -> list[str]:
+    """File names, or folder/name where two share a name (a model trained further and the one it started from)."""
+    names = [p.name for p in paths]
+    return [f"{p.parent.name}/{p.name}" if names.count(p.name) > 1 else p.name for p in paths]
 
 
 def rows_to_csv(rows: list[dict]) -> str:

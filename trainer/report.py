@@ -37,10 +37,13 @@ def markdown(rows: list[dict], data: Path, n_test: int, tiles: int, seed: int, r
         "| Dice tiles | Jaccard image | Dice image | load s | 57 tiles s | study s | epochs | train min |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in rows:
+    labels = [f"{NAMES.get(r['architecture'], r['architecture'])} {r['filters']}/{r['depth']}" for r in rows]
+    for r, label in zip(rows, labels):
         s = study.get((r["architecture"], int(r["filters"]), int(r["depth"])), {})
+        if labels.count(label) > 1:
+            label += f" (`{r['model']}`)"
         lines.append(
-            f"| {NAMES.get(r['architecture'], r['architecture'])} {r['filters']}/{r['depth']} | {r['params']:,} "
+            f"| {label} | {r['params']:,} "
             f"| {_fmt(s.get('params'))} | {r['file_mb']:.2f} | {r['file_mb_with_optimizer']:.2f} | {_fmt(s.get('size_mb'))} "
             f"| {r['jaccard_57']:.3f} | {r['mean_iou_57']:.3f} | {_fmt(s.get('jaccard'))} | {r['dice_tiles']:.3f} "
             f"| {r['jaccard_image']:.3f} | {r['dice_image']:.3f} | {r['load_s']:.2f} | {r['predict57_s']:.2f} "
