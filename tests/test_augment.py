@@ -10,7 +10,8 @@ from paipviewer.core.imageio import read_image, read_mask
 from paipviewer.core.modelfile import load_model
 from paipviewer.core.preprocess import preprocess
 from trainer.augment import augment_pair
-from trainer.fit import _dataset, fit
+from trainer.batches import TileBatches
+from trainer.fit import fit
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +24,8 @@ def tiles(samples256):
 
 def _run(image_u8, mask_u8, seed):
     out_image, out_mask = augment_pair(image_u8.astype(np.float32) / 255, mask_u8[..., None].astype(np.float32),
-                                       np.array([7, seed], np.int64))
-    return out_image.numpy(), out_mask.numpy()[..., 0]
+                                       np.random.default_rng((7, seed)))
+    return out_image, out_mask[..., 0]
 
 
 def _turn_of(original: np.ndarray, turned: np.ndarray) -> int:
@@ -62,19 +63,66 @@ def test_same_seed_repeats_and_epochs_see_new_draws(tiles):
     b, _ = _run(x[2], y[2], 3)
     np.testing.assert_array_equal(a, b)
     # Unshuffled endless stream: tile i appears at positions i and n + i, with different augmentations.
-    ds = _dataset(x, y, batch=len(x), shuffle=False, seed=5, repeat=True, augment=True)
-    batches = [tuple(t.numpy() for t in batch) for batch, _ in zip(ds, range(2))]
-    (x1, y1), (x2, y2) = batches
+    stream = TileBatches(x, y, batch=len(x), shuffle=False, seed=5, steps=1, augment=True)
+    x1, y1 = stream[0]
+    stream.on_epoch_end()
+    x2, y2 = stream[0]
     assert x1.shape == (len(x), 256, 256, 3) and y1.shape == (len(x), 256, 256, 1)
     for i in range(len(x)):
         _turn_of(y[i].astype(np.float32), y1[i, ..., 0])
         _turn_of(y[i].astype(np.float32), y2[i, ..., 0])
         assert not np.allclose(x1[i], x2[i])
-    plain = next(iter(_dataset(x, y, batch=len(x), shuffle=False, seed=5)))[0].numpy()
+    again = TileBatches(x, y, batch=len(x), shuffle=False, seed=5, steps=1, augment=True)
+    np.testing.assert_array_equal(again[0][0], x1)  # a new run repeats the first epoch exactly
+    plain = TileBatches(x, y, batch=len(x), shuffle=False, seed=5)[0][0]
     np.testing.assert_allclose(plain, x.astype(np.float32) / 255, atol=1e-6)  # off by default: untouched
+
+
+def test_shuffled_passes_visit_every_tile_once_and_epochs_continue_the_stream(tiles):
+    x, y = tiles
+    n = len(x)
+    # Batches of 3 over 4 tiles: an epoch of 2 steps spans passes, and the next epoch carries on.
+    stream = TileBatches(x, y, batch=3, shuffle=True, seed=11, steps=2)
+    drawn = [stream.tile_index(*p) for i in range(2) for p in stream.positions(i)]
+    stream.on_epoch_end()
+    drawn += [stream.tile_index(*p) for i in range(2) for p in stream.positions(i)]
+    assert sorted(drawn[:n]) == list(range(n)) and sorted(drawn[n:2 * n]) == list(range(n))
+    assert drawn[:n] != drawn[n:2 * n]  # each pass is shuffled anew (seeded: this holds for seed 11)
+    batch_x, batch_y = stream[1]
+    expected = [stream.tile_index(*p) for p in stream.positions(1)]
+    np.testing.assert_allclose(batch_x, x[expected].astype(np.float32) / 255, atol=1e-6)
+    np.testing.assert_array_equal(batch_y[..., 0], y[expected])
+    # One pass per epoch without steps: the last batch is short, and no tile is drawn twice.
+    passes = TileBatches(x, y, batch=3, shuffle=True, seed=11)
+    assert len(passes) == 2 and len(passes[1][0]) == n - 3
+    assert sorted(passes.tile_index(*p) for i in range(2) for p in passes.positions(i)) == list(range(n))
 
 
 def test_fit_with_augment_records_it_in_the_card(paip_prepared, tmp_path):
     folder, _ = paip_prepared
     card = load_model(fit(folder, tiny_settings(epochs=1, augment=True), tmp_path, verbose=0)).card
     assert card.training["augment"] is True and card.training["epochs_run"] == 1
+
+
+def test_keras_fit_moves_the_stream_on_each_epoch(tiles):
+    import keras
+
+    x, y = tiles
+    drawn: list[list[int]] = [[]]
+
+    class Recording(TileBatches):
+        def __getitem__(self, index):
+            drawn[-1].append(self.epoch)
+            return super().__getitem__(index)
+
+    class NextEpoch(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            drawn.append([])
+
+    model = keras.Sequential([keras.Input((256, 256, 3)), keras.layers.Conv2D(1, 1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.fit(Recording(x, y, batch=2, shuffle=True, seed=3, steps=2, augment=True), epochs=3, verbose=0,
+              shuffle=False, callbacks=[NextEpoch()])
+    # Keras may peek at batches before training (drawn[0]); each training epoch then reads its own stretch.
+    per_epoch = [set(e) for e in drawn[1:]]
+    assert all(len(e) == 1 for e in per_epoch) and len(set.union(*per_epoch)) == 3

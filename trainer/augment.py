@@ -11,27 +11,26 @@ validation loss suggests. Each training tile, every time it is drawn, gets:
   Equalisation removes most stain variation, so the jitter is kept mild: it stands in for what
   equalisation leaves of a scanner's or a lab's colour.
 
-The mask is never resampled, so labels stay exactly binary. Randomness is stateless and seeded per
-drawn tile (``seed`` and the tile's position in the stream), so a run is repeatable.
+The mask is never resampled, so labels stay exactly binary. It is plain NumPy, so training runs the
+same on every Keras backend; the caller seeds ``rng`` per drawn tile, so a run is repeatable.
 """
 from __future__ import annotations
+
+import numpy as np
 
 CONTRAST = (0.85, 1.15)
 BRIGHTNESS = 0.06
 CHANNEL_GAIN = 0.06
 
 
-def augment_pair(image, mask, seed):
-    """Augment one float image (h, w, 3) in [0, 1] and its mask (h, w, 1); ``seed`` is an int64 pair."""
-    import tensorflow as tf
-
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
-    k = tf.random.stateless_uniform((), seeds[0], 0, 4, dtype=tf.int32)
-    image = tf.image.rot90(image, k)
-    mask = tf.image.rot90(mask, k)
-    contrast = tf.random.stateless_uniform((), seeds[1], *CONTRAST)
-    brightness = tf.random.stateless_uniform((), seeds[2], -BRIGHTNESS, BRIGHTNESS)
-    gain = tf.random.stateless_uniform((3,), seeds[3], 1 - CHANNEL_GAIN, 1 + CHANNEL_GAIN)
-    mean = tf.reduce_mean(image)
+def augment_pair(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Augment one float image (h, w, 3) in [0, 1] and its mask (h, w, 1); returns new float32 arrays."""
+    k = int(rng.integers(4))
+    contrast = rng.uniform(*CONTRAST)
+    brightness = rng.uniform(-BRIGHTNESS, BRIGHTNESS)
+    gain = rng.uniform(1 - CHANNEL_GAIN, 1 + CHANNEL_GAIN, size=3)
+    image = np.rot90(image, k)
+    mean = image.mean()
     image = ((image - mean) * contrast + mean + brightness) * gain
-    return tf.clip_by_value(image, 0.0, 1.0), mask
+    return (np.clip(image, 0.0, 1.0).astype(np.float32),
+            np.ascontiguousarray(np.rot90(mask, k), dtype=np.float32))

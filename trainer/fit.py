@@ -61,6 +61,28 @@ def cpu_supports_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def training_device() -> str:
+    """The accelerator Keras trains on ("NVIDIA H200", say), or "cpu", for the card."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        return "cpu" if device.platform == "cpu" else device.device_kind
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU") if gpus else "cpu"
+    return "unknown"
+
+
 def _loss(name: str):
     import keras
     from keras import ops
@@ -76,35 +98,6 @@ def _loss(name: str):
         return bce(y_true, y_pred) + (1.0 - dice)
 
     return bce_dice
-
-
-def _dataset(x: np.ndarray, y: np.ndarray, batch: int, shuffle: bool, seed: int, repeat: bool = False,
-             augment: bool = False):
-    import tensorflow as tf
-
-    n = len(x)
-
-    def gen():
-        order = np.random.default_rng(seed + gen.calls).permutation(n) if shuffle else np.arange(n)
-        gen.calls += 1
-        for i in order:
-            yield x[i], y[i]
-    gen.calls = 0
-    t = x.shape[1]
-    ds = tf.data.Dataset.from_generator(gen, output_signature=(
-        tf.TensorSpec((t, t, 3), tf.uint8), tf.TensorSpec((t, t), tf.uint8)))
-    ds = ds.map(lambda a, b: (tf.cast(a, tf.float32) / 255.0, tf.cast(b, tf.float32)[..., None]))
-    # With steps_per_epoch an "epoch" is a fixed number of batches drawn from an endless reshuffled stream.
-    if repeat:
-        ds = ds.repeat()
-    if augment:
-        from .augment import augment_pair
-
-        # Enumerating after repeat gives every drawn tile its own seed, so epochs see new augmentations.
-        ds = ds.enumerate().map(
-            lambda i, pair: augment_pair(*pair, tf.stack([tf.constant(seed, tf.int64), i])),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch).prefetch(2)
 
 
 class _TimeLimit:
@@ -158,6 +151,7 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
     """Train one variant; returns the path of the written model file."""
     import keras
 
+    from .batches import TileBatches
     from .models import build_model
 
     if settings.loss not in LOSSES:
@@ -187,9 +181,9 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
 
     xt, yt = load_prepared(prepared, "train")
     xv, yv = load_prepared(prepared, "val")
-    train = _dataset(xt, yt, settings.batch_size, True, settings.seed, repeat=settings.steps_per_epoch is not None,
-                     augment=settings.augment)
-    val = _dataset(xv, yv, settings.batch_size, False, settings.seed) if len(xv) else None
+    train = TileBatches(xt, yt, settings.batch_size, shuffle=True, seed=settings.seed,
+                        steps=settings.steps_per_epoch, augment=settings.augment)
+    val = TileBatches(xv, yv, settings.batch_size, shuffle=False, seed=settings.seed) if len(xv) else None
     monitor = "val_loss" if val is not None else "loss"
     history_buf = io.StringIO()
     callbacks = [
@@ -202,8 +196,7 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
         callbacks.append(plateau_callback(settings, monitor))
     start = time.monotonic()
     hist = model.fit(train, validation_data=val, epochs=settings.epochs, callbacks=callbacks, verbose=verbose,
-                     steps_per_epoch=settings.steps_per_epoch,
-                     validation_steps=-(-len(xv) // settings.batch_size) if val is not None else None)
+                     shuffle=False)  # TileBatches shuffles tiles itself; Keras would only reorder batches
     seconds = time.monotonic() - start
     epochs_run = len(hist.history.get("loss", []))
     losses = hist.history.get(monitor, [])
@@ -229,6 +222,7 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
                   "train_tiles": int(len(xt)), "val_tiles": int(len(xv)), "epochs_run": epochs_run,
                   "best_epoch": best_epoch, "seconds": round(seconds, 1), "monitor": monitor,
                   "cpu_bf16_native": cpu_supports_bf16(), "host_cores": os.cpu_count(),
+                  "backend": keras.backend.backend(), "device": training_device(),
                   "continued_from": previous},
         metrics={"validation": val_scores, **({"threshold_scan_dice": scan} if scan else {})},
     )
