@@ -49,9 +49,9 @@ def _fit_settings(args, architecture, filters, depth):
 
 
 def cmd_fit(args) -> int:
-    from .fit import cpu_supports_bf16, fit
+    from .fit import cpu_supports_bf16, fit, training_device
     from .prepare import prepare
-    if args.bf16 and not cpu_supports_bf16():
+    if args.bf16 and not cpu_supports_bf16() and training_device() == "cpu":
         print("warning: this CPU has no native bf16 (AVX-512 BF16 / AMX); bf16 will be emulated and slower",
               file=sys.stderr)
     prepared = prepare(args.data, _prepare_settings(args), args.cache)

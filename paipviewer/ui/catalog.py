@@ -56,6 +56,8 @@ def _recipe(training: dict) -> str:
         parts.append("augmented")
     if training.get("continued_from"):
         parts.append("continued")
+    if training.get("device") not in (None, "cpu"):
+        parts.append(f"on {training['device']}")
     return ", ".join(parts)
 
 
