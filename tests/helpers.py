@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def make_model_file(folder: Path, architecture: str = "elunet", filters: int = 4, depth: int = 3) -> Path:
+def make_model_file(folder: Path, architecture: str = "elunet", filters: int = 4, depth: int = 3,
+                    threshold: float = 0.5) -> Path:
     """Build and save a small real model with its card (untrained: weights are Keras' init)."""
     from paipviewer.core.modelfile import ModelCard, save_model
     from trainer.models import build_model
@@ -12,7 +13,7 @@ def make_model_file(folder: Path, architecture: str = "elunet", filters: int = 4
     path = Path(folder) / f"{architecture}_{filters}_{depth}.keras"
     model = build_model(architecture, filters, depth, input_size=None)
     card = ModelCard(architecture=architecture, filters=filters, depth=depth, params=int(model.count_params()),
-                     equalize="rgb", training={"data": "untrained (tests)"})
+                     equalize="rgb", threshold=threshold, training={"data": "untrained (tests)"})
     return save_model(model, card, path)
 
 

@@ -225,3 +225,17 @@ def test_calibrate_writes_a_copy_with_the_tuned_threshold(paip_fixture, paip_pre
     assert tiny_model_file.read_bytes() == before
     assert cli(["calibrate", "--data", str(paip_fixture), "--cache", str(cache), "--model", str(tiny_model_file),
                 "--out", str(tiny_model_file)]) == 2
+
+
+def test_bf16_on_the_cpu_trains_without_xla():
+    from trainer.cli import _fit_settings, build_parser
+
+    def settings(*flags):
+        args = build_parser().parse_args(["fit", "--data", "x", "--arch", "elunet", "--filters", "4", "--depth", "4",
+                                          *flags])
+        return _fit_settings(args, args.arch, args.filters, args.depth)
+
+    assert settings().xla and not settings().mixed_precision
+    assert settings("--no-xla").xla is False
+    bf16 = settings("--bf16")
+    assert bf16.mixed_precision and bf16.xla is False  # these tests run on a CPU: XLA made bf16 3-5x slower

@@ -78,7 +78,7 @@ def test_scores_follow_the_threshold_and_summary_is_mean_per_tile():
         e.results["m"] = Result(Prediction(prob), 0.0)
     e = session.entries[0]
     for t in (0.3, 0.8):
-        session.threshold = t
+        session.thresholds["m"] = t
         prob = e.results["m"].prediction.probability
         assert session.confusion(e, "m") == confusion(prob >= t, e.truth)
     summary = session.summary("m")

@@ -141,6 +141,35 @@ def test_threshold_recomputes_mask_and_metrics_without_rerunning(window, qtbot, 
     assert not window.tasks and entry.results[window.model_key] is result
 
 
+def test_each_model_is_cut_at_its_cards_threshold_until_the_slider_moves(qtbot, tmp_path, cache, samples):
+    folder = tmp_path / "calibrated"
+    folder.mkdir()
+    a = make_model_file(folder, "elunet", 4, 3, threshold=0.45)
+    b = make_model_file(folder, "unet", 4, 3, threshold=0.12)  # its untrained probabilities lie near 0.15
+    w = make_window(qtbot, tmp_path, (a, b), cache)
+    assert w.layers_panel.threshold_label.text() == "0.45"
+    w.open_paths([samples])
+    wait_done(qtbot, w)
+    key_a, key_b = w.model_key, str(b.resolve())
+    w.model_panel.select(key_b, compare=True)
+    wait_done(qtbot, w, key_b)
+    entry = w.current_entry()
+    for key, t in ((key_a, 0.45), (key_b, 0.12)):
+        prob = entry.results[key].prediction.probability
+        assert w.session.confusion(entry, key) == confusion(prob >= t, entry.truth)
+        assert confusion(prob >= t, entry.truth) != confusion(prob >= 0.5, entry.truth)  # the check can fail
+    c = w.session.confusion(entry, key_a)
+    assert w.metrics_panel.value(0, "jaccard") == f"{c.jaccard:.3f}"
+    w.layers_panel.threshold.setValue(60)  # the user's choice moves the primary model only
+    assert w.session.threshold(key_a) == 0.6 and w.session.threshold(key_b) == 0.12
+    w.model_panel.select("", compare=True)
+    w.model_panel.select(key_b)
+    assert w.layers_panel.threshold_label.text() == "0.12"
+    w.model_panel.select(key_a)
+    assert w.layers_panel.threshold_label.text() == "0.60"  # kept while the session lasts
+    w.close()
+
+
 def test_side_by_side_linked_views_and_disagreement(window, qtbot, samples, models):
     window.open_paths([samples])
     wait_done(qtbot, window)

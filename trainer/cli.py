@@ -37,11 +37,22 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def _use_xla(args) -> bool:
+    """XLA unless --no-xla; bf16 on a CPU always runs without it, since XLA made it 3-5x slower there
+    (docs/results/README.md), while fp32 on some CPUs gains 1.75x from it."""
+    if args.no_xla:
+        return False
+    if args.bf16:
+        from .fit import training_device
+        return training_device() != "cpu"
+    return True
+
+
 def _fit_settings(args, architecture, filters, depth):
     from .fit import FitSettings
     return FitSettings(architecture=architecture, filters=filters, depth=depth, learning_rate=args.lr,
                        loss=args.loss, batch_size=args.batch, epochs=args.epochs, patience=args.patience,
-                       mixed_precision=args.bf16, xla=not args.no_xla, seed=args.seed,
+                       mixed_precision=args.bf16, xla=_use_xla(args), seed=args.seed,
                        max_minutes=args.max_minutes, steps_per_epoch=args.steps_per_epoch,
                        init_from=str(args.init_from) if getattr(args, "init_from", None) else None,
                        tune_threshold=args.tune_threshold, lr_plateau=args.lr_plateau,
@@ -129,7 +140,8 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
                    help="random quarter turns and a mild colour jitter on training tiles (default: off, as the study)")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: all tiles)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes, keeping the best")
-    p.add_argument("--bf16", action="store_true", help="mixed bfloat16 training (fast only with native bf16)")
+    p.add_argument("--bf16", action="store_true", help="mixed bfloat16 training: fast on GPUs and on CPUs with native bf16 (AVX-512 BF16 "
+                   "or AMX); on a CPU it runs without XLA")
     p.add_argument("--no-xla", action="store_true", help="do not JIT-compile the training step with XLA")
     p.add_argument("--tune-threshold", action="store_true",
                    help="pick the mask threshold (0.30..0.80) with the best validation Dice and store it in the card "

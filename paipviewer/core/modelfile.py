@@ -28,6 +28,9 @@ class ModelFileError(ValueError):
     """A model file that cannot be used; the message says why, for the user."""
 
 
+DEFAULT_THRESHOLD = 0.5  # the study's: a pixel is nucleus where the probability is at least this
+
+
 @dataclass
 class ModelCard:
     architecture: str
@@ -36,7 +39,7 @@ class ModelCard:
     params: int
     input_size: int = 256
     equalize: str = DEFAULT_EQUALIZE
-    threshold: float = 0.5
+    threshold: float = DEFAULT_THRESHOLD
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     created: str = ""

@@ -43,6 +43,7 @@ def build_window(paths, model: str | None = None, compare: str | None = None, mo
         default = saved if saved and saved.card else window.catalog.default()
         chosen = default.key if default else ""
     window.model_key = chosen
+    window.adopt_threshold(chosen)
     window.model_panel.refresh(chosen, "")
     if compare:
         window.set_compare(resolve_model(window, compare))

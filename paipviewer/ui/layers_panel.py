@@ -51,6 +51,8 @@ class LayersPanel(QGroupBox):
         self.threshold = QSlider(Qt.Horizontal)
         self.threshold.setRange(1, 99)
         self.threshold.setValue(50)
+        self.threshold.setToolTip("Threshold of the model on the left. Each model starts at its card's "
+                                  "(calibrated) threshold; a compared model keeps its own.")
         self.threshold_label = QLabel("0.50")
         self.threshold.valueChanged.connect(self._threshold)
         form.addRow("Threshold", self.threshold)
@@ -77,3 +79,10 @@ class LayersPanel(QGroupBox):
 
     def set_threshold(self, value: float) -> None:
         self.threshold.setValue(round(value * 100))
+
+    def show_threshold(self, value: float) -> None:
+        """Show a model's threshold without announcing it as the user's choice."""
+        self.threshold.blockSignals(True)
+        self.threshold.setValue(round(value * 100))
+        self.threshold.blockSignals(False)
+        self.threshold_label.setText(f"{value:.2f}")

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QProgressBar, Q
                                QSplitter, QVBoxLayout, QWidget)
 
 from paipviewer.core.imageio import IMAGE_SUFFIXES, ImageReadError, read_mask
+from paipviewer.core.modelfile import DEFAULT_THRESHOLD
 
 from . import worker
 from .catalog import ModelCatalog
@@ -257,6 +258,7 @@ class MainWindow(QMainWindow):
             return
         self.model_key = key
         self.settings.model = key
+        self.adopt_threshold(key)
         self._cancel(("primary", "background"))
         self._refresh_all_items()
         self._request_current()
@@ -265,6 +267,8 @@ class MainWindow(QMainWindow):
         if key == self.compare_key:
             return
         self.compare_key = key
+        if key:
+            self.session.thresholds.setdefault(key, self._card_threshold(key))
         self._cancel(("compare", "background"))
         self.compare_view.setVisible(bool(key))
         if key:
@@ -499,9 +503,20 @@ class MainWindow(QMainWindow):
         for v in (self.view, self.compare_view):
             v.set_opacity(value)
 
+    def _card_threshold(self, key: str) -> float:
+        info = self.catalog.find(key)
+        return info.card.threshold if info and info.card else DEFAULT_THRESHOLD
+
+    def adopt_threshold(self, key: str) -> None:
+        """The slider shows (and moves) the primary model's threshold: its card's until the user moves it."""
+        if key:
+            self.session.thresholds.setdefault(key, self._card_threshold(key))
+        self.layers_panel.show_threshold(self.session.threshold(key))
+
     def set_threshold(self, value: float) -> None:
         """Masks and scores follow the threshold at once: the probability map is kept."""
-        self.session.threshold = value
+        if self.model_key:
+            self.session.thresholds[self.model_key] = value
         self.render()
         self._refresh_all_items()
 

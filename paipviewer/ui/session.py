@@ -14,6 +14,7 @@ from paipviewer.core import metrics
 from paipviewer.core.datasets import MASK_SUFFIXES, DatasetError, discover, find_mask
 from paipviewer.core.imageio import ImageReadError, is_image_path, read_image, read_mask
 from paipviewer.core.inference import Prediction
+from paipviewer.core.modelfile import DEFAULT_THRESHOLD
 
 
 @dataclass
@@ -96,7 +97,9 @@ class Session:
     def __init__(self) -> None:
         self.entries: list[ImageEntry] = []
         self.failures: list[OpenFailure] = []
-        self.threshold: float = 0.5
+        # Each model is cut at its card's threshold (calibrated on validation tiles) until the user
+        # moves the slider for it, so the viewer scores a model as `paip-train evaluate` does.
+        self.thresholds: dict[str, float] = {}
 
     def add(self, paths) -> tuple[list[ImageEntry], list[Path], list[OpenFailure]]:
         """Open paths; returns the new entries, model files found and what could not be opened."""
@@ -117,9 +120,12 @@ class Session:
     def index_of(self, key: str) -> int:
         return next((i for i, e in enumerate(self.entries) if e.key == key), -1)
 
+    def threshold(self, model: str) -> float:
+        return self.thresholds.get(model, DEFAULT_THRESHOLD)
+
     def mask(self, entry: ImageEntry, model: str) -> np.ndarray | None:
         result = entry.results.get(model)
-        return result.prediction.mask(self.threshold) if result else None
+        return result.prediction.mask(self.threshold(model)) if result else None
 
     def confusion(self, entry: ImageEntry, model: str) -> metrics.Confusion | None:
         pred = self.mask(entry, model)
