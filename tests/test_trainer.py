@@ -72,6 +72,7 @@ def test_tiny_fit_writes_model_card_and_history(paip_prepared, tmp_path):
     assert card.label == "ELU-Net 4/4" and card.params == 40377 and card.equalize == "rgb"
     assert card.training["epochs_run"] == 2 and card.training["train_tiles"] == 64
     assert card.training["split"] == {"train": 1, "val": 1, "test": 1}
+    assert (card.training["backend"], card.training["device"]) == ("tensorflow", "cpu")  # the tests' machine
     assert 0.0 <= card.metrics["validation"]["jaccard_mean"] <= 1.0 and card.threshold == 0.5
     rows = list(csv.DictReader(open(tmp_path / "elunet_4_4_history.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"] and "val_loss" in rows[0]
@@ -148,6 +149,7 @@ def test_evaluate_writes_results_report_and_plot(paip_fixture, tmp_path, paip_pr
     assert 0 <= float(row["jaccard_57"]) <= 1 and float(row["predict57_s"]) > 0
     assert (out / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "ELU-Net 4/4" in (out / "report.md").read_text()
+    assert row["train_device"] == ""  # an untrained model names no training device
 
 
 def test_evaluate_on_the_validation_split_scores_the_validation_images(paip_fixture, tmp_path, paip_prepared,

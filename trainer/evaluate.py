@@ -44,7 +44,7 @@ from .prepare import PrepareSettings, select_samples, split_samples, tiles_of
 COLUMNS = ["model", "architecture", "filters", "depth", "params", "file_mb", "file_mb_with_optimizer",
            "jaccard_57", "mean_iou_57", "empty_tiles_57", "jaccard_tiles", "dice_tiles", "jaccard_image",
            "dice_image", "jaccard_pooled", "dice_pooled", "load_s", "predict57_s", "total57_s", "tf_import_s",
-           "epochs", "train_minutes"]
+           "epochs", "train_minutes", "train_device"]
 
 
 def pick_tiles(n_total: int, n: int, seed: int) -> np.ndarray:
@@ -111,6 +111,8 @@ def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=pri
         "load_s": load_s, "predict57_s": predict_s, "total57_s": load_s + predict_s,
         "epochs": "" if epochs is None else epochs,
         "train_minutes": "" if seconds is None else round(seconds / 60, 1),
+        # Cards from before fit recorded the device were all trained on the CPU.
+        "train_device": card.training.get("device", "cpu") if "epochs_run" in card.training else "",
     }
     log(f"{path.name}: jaccard_57 {row['jaccard_57']:.3f}, dice_image {row['dice_image']:.3f}, "
         f"{row['total57_s']:.1f} s for 57 tiles")

@@ -34,8 +34,8 @@ def markdown(rows: list[dict], data: Path, n_test: int, tiles: int, seed: int, r
         f"`57 tiles` is the {tiles} predictions one tile at a time; TensorFlow's import is measured apart.",
         "",
         "| model | params | study params | MB | MB with Adam | study MB | Jaccard 57 | mean IoU 57 | study Jaccard "
-        "| Dice tiles | Jaccard image | Dice image | load s | 57 tiles s | study s | epochs | train min |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| Dice tiles | Jaccard image | Dice image | load s | 57 tiles s | study s | epochs | train min | trained on |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     labels = [f"{NAMES.get(r['architecture'], r['architecture'])} {r['filters']}/{r['depth']}" for r in rows]
     for r, label in zip(rows, labels):
@@ -47,7 +47,8 @@ def markdown(rows: list[dict], data: Path, n_test: int, tiles: int, seed: int, r
             f"| {_fmt(s.get('params'))} | {r['file_mb']:.2f} | {r['file_mb_with_optimizer']:.2f} | {_fmt(s.get('size_mb'))} "
             f"| {r['jaccard_57']:.3f} | {r['mean_iou_57']:.3f} | {_fmt(s.get('jaccard'))} | {r['dice_tiles']:.3f} "
             f"| {r['jaccard_image']:.3f} | {r['dice_image']:.3f} | {r['load_s']:.2f} | {r['predict57_s']:.2f} "
-            f"| {_fmt(s.get('time_s'))} | {_fmt(r.get('epochs'))} | {_fmt(r.get('train_minutes'), 1)} |")
+            f"| {_fmt(s.get('time_s'))} | {_fmt(r.get('epochs'))} | {_fmt(r.get('train_minutes'), 1)} "
+            f"| {r.get('train_device') or ''} |")
     tf_s = rows[0]["tf_import_s"] if rows else None
     lines += [
         "",
