@@ -19,7 +19,7 @@ import numpy as np
 
 from paipviewer.core.atomic import write_text_atomic
 from paipviewer.core.metrics import confusion, mean_score, pooled
-from paipviewer.core.modelfile import ModelCard, load_model, save_model
+from paipviewer.core.modelfile import DEFAULT_THRESHOLD, ModelCard, load_model, save_model
 
 from .prepare import load_prepared, read_manifest
 from .variants import variant_id
@@ -206,7 +206,7 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
 
     final = build_model(settings.architecture, settings.filters, settings.depth, input_size=None)
     final.set_weights(model.get_weights())
-    threshold, scan = 0.5, None
+    threshold, scan = DEFAULT_THRESHOLD, None
     val_scores = {}
     if len(xv):
         val_probs = predict_uint8_tiles(final, xv)

@@ -267,8 +267,7 @@ class MainWindow(QMainWindow):
         if key == self.compare_key:
             return
         self.compare_key = key
-        if key:
-            self.session.thresholds.setdefault(key, self._card_threshold(key))
+        self._start_at_card_threshold(key)
         self._cancel(("compare", "background"))
         self.compare_view.setVisible(bool(key))
         if key:
@@ -503,14 +502,15 @@ class MainWindow(QMainWindow):
         for v in (self.view, self.compare_view):
             v.set_opacity(value)
 
-    def _card_threshold(self, key: str) -> float:
-        info = self.catalog.find(key)
-        return info.card.threshold if info and info.card else DEFAULT_THRESHOLD
+    def _start_at_card_threshold(self, key: str) -> None:
+        """A model is cut at its card's threshold until the user moves the slider for it."""
+        if key and key not in self.session.thresholds:
+            info = self.catalog.find(key)
+            self.session.thresholds[key] = info.card.threshold if info and info.card else DEFAULT_THRESHOLD
 
     def adopt_threshold(self, key: str) -> None:
-        """The slider shows (and moves) the primary model's threshold: its card's until the user moves it."""
-        if key:
-            self.session.thresholds.setdefault(key, self._card_threshold(key))
+        """The slider shows (and moves) the primary model's threshold."""
+        self._start_at_card_threshold(key)
         self.layers_panel.show_threshold(self.session.threshold(key))
 
     def set_threshold(self, value: float) -> None:
