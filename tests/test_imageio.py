@@ -104,3 +104,15 @@ def test_png_signature_with_garbage_is_not_a_size(tmp_path):
     assert probe_size(path.read_bytes()) is None
     with pytest.raises(ImageReadError, match="not a readable|cannot decode"):
         read_image(path)
+
+
+def test_unreadable_file_is_an_image_error(samples256, tmp_path, monkeypatch):
+    from helpers import make_unreadable
+
+    path = tmp_path / "locked.png"
+    path.write_bytes(sorted((samples256 / "images").glob("*.png"))[0].read_bytes())
+    make_unreadable(path, monkeypatch)
+    with pytest.raises(ImageReadError, match="locked.png: cannot read the file .Permission denied"):
+        read_image(path)
+    with pytest.raises(ImageReadError, match="locked.png: cannot read"):
+        read_mask(path)

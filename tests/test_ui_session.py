@@ -57,6 +57,29 @@ def test_reopening_does_not_duplicate(tmp_path):
     assert added == [] and len(session.entries) == 2
 
 
+def test_one_file_through_other_paths_and_links_is_listed_once(tmp_path):
+    folder = copy_samples(tmp_path / "set", 1)
+    image = next((folder / "images").glob("*.png"))
+    (tmp_path / "link.png").symlink_to(image)
+    os.link(image, tmp_path / "hard.png")
+    session = Session()
+    added, _, _ = session.add([image, folder / "images" / ".." / "images" / image.name, tmp_path / "link.png",
+                               tmp_path / "hard.png"])
+    assert [e.path for e in added] == [image] and len(session.entries) == 1
+
+
+def test_catalog_lists_a_model_once_through_links(tmp_path):
+    card = {"format": "paipviewer-model-card/1", "architecture": "elunet", "filters": 4, "depth": 4, "params": 1}
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    (tmp_path / "m.keras").write_bytes(b"PK")
+    (tmp_path / "linked.keras").symlink_to(tmp_path / "m.keras")
+    os.link(tmp_path / "m.keras", tmp_path / "hard.keras")
+    catalog = ModelCatalog()
+    first = catalog.add(tmp_path / "m.keras")
+    assert catalog.add(tmp_path / "linked.keras") is first and catalog.add(tmp_path / "hard.keras") is first
+    assert catalog.add(tmp_path / "sub" / ".." / "m.keras") is first and len(catalog.models) == 1
+
+
 def test_wrong_size_mask_keeps_the_image(tmp_path):
     folder = copy_samples(tmp_path / "set", 1)
     name = next((folder / "images").glob("*.png")).name

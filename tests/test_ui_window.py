@@ -222,16 +222,60 @@ def test_bad_input_is_reported_and_everything_else_works(window, qtbot, samples,
     truth = good.truth
     assert not window.set_truth(good, tmp_path / "huge.png")
     assert good.truth is truth and "too large" in window.status.text()
-    # a broken model file: its card is fine, the file is not a model
-    broken = tmp_path / "broken.keras"
+
+
+def test_dropped_broken_model_is_listed_with_its_reason_but_not_selected(window, qtbot, samples, tmp_path, models):
+    window.open_paths([samples])
+    wait_done(qtbot, window)
+    working = window.model_key
+    broken = tmp_path / "broken.keras"  # its card is fine, the file is not a model
     broken.write_bytes(b"not a zip")
     broken.with_suffix(".json").write_text(models[0].with_suffix(".json").read_text())
-    window.open_paths([broken])
-    assert window.model_key == str(broken.resolve())
-    qtbot.waitUntil(lambda: window.catalog.find(str(broken.resolve())).error is not None, timeout=TIMEOUT)
-    assert "not a Keras model file" in window.status.text()
-    window.model_panel.select(str(models[0].resolve()))
+    window.dropEvent(drop_event([broken]))
+    info = window.catalog.find(str(broken.resolve()))
+    qtbot.waitUntil(lambda: info.error is not None, timeout=TIMEOUT)
+    assert window.model_key == working and "not a Keras model file" in window.status.text()
+    assert str(broken.resolve()) not in window.settings.model_files  # not offered again next start
+    window.step(1)  # scoring goes on with the working model
+    wait_done(qtbot, window, working)
+    # a model that loads is selected once it has
+    window.dropEvent(drop_event([models[1]]))
+    qtbot.waitUntil(lambda: window.model_key == str(models[1].resolve()), timeout=TIMEOUT)
     wait_done(qtbot, window)
+
+
+def test_a_broken_primary_model_hands_over_to_the_previous_one(window, qtbot, samples, tmp_path, models):
+    window.open_paths([samples])
+    wait_done(qtbot, window)
+    working = window.model_key
+    broken = tmp_path / "late.keras"
+    broken.write_bytes(b"not a zip")
+    broken.with_suffix(".json").write_text(models[0].with_suffix(".json").read_text())
+    key = window.catalog.add(broken).key  # listed by its card; the file is only tried when it runs
+    window.set_model(key)
+    qtbot.waitUntil(lambda: window.catalog.find(key).error is not None, timeout=TIMEOUT)
+    assert window.model_key == working and "using" in window.status.text()
+    window.step(1)
+    wait_done(qtbot, window, working)
+
+
+def test_unreadable_image_in_background_scoring_is_the_images_fault(qtbot, tmp_path, models, cache, samples,
+                                                                     monkeypatch):
+    from helpers import make_unreadable
+
+    images = sorted((samples / "images").glob("*.png"))
+    make_unreadable(images[1], monkeypatch)
+    w = build_window([], model=str(models[0]), models_dir=str(models[0].parent),
+                     settings=Settings(tmp_path / "settings.ini"), background_scoring=True, cache=cache)
+    qtbot.addWidget(w)
+    w.open_paths([samples])
+    locked = w.session.find(str(images[1]))
+    others = [e for e in w.session.entries if e is not locked]
+    qtbot.waitUntil(lambda: all(w.model_key in e.results for e in others), timeout=TIMEOUT)
+    assert "cannot read the file" in locked.error and "Permission denied" in locked.error
+    assert w.catalog.find(w.model_key).card is not None and w.catalog.find(w.model_key).error is None
+    assert "cannot read" in w.image_list.item_of(locked.key).text()
+    w.close()
 
 
 def test_worker_cancel_and_close_during_inference(window, qtbot, samples):

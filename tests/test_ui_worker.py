@@ -7,6 +7,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -66,7 +67,29 @@ def test_error_is_a_message(qtbot, pool):
     task = worker.Task(fails)
     with qtbot.waitSignal(task.signals.error, timeout=10000) as blocker:
         pool.start(task)
-    assert blocker.args == ["model.keras: not a Keras model file"]
+    (exc,) = blocker.args
+    assert isinstance(exc, ValueError) and worker.message(exc) == "model.keras: not a Keras model file"
+
+
+def test_failures_are_typed_by_what_failed(tmp_path):
+    """A model that cannot load is the model's failure; one that fails on an image is that pair's."""
+    from paipviewer.core.inference import InferenceError
+    from paipviewer.core.modelfile import ModelFileError
+
+    image = read_image(next((SAMPLES / "images").glob("*.png")))
+    broken = tmp_path / "m.keras"
+    broken.write_bytes(b"not a zip")
+    with pytest.raises(ModelFileError, match="m.keras"):
+        worker.run_model(worker.ModelCache(), str(broken), image, progress=lambda *_: None, cancelled=lambda: False)
+
+    class Fails:
+        def predict_on_batch(self, x):
+            raise RuntimeError("shapes do not broadcast")
+
+    cache = worker.ModelCache()  # a model that loaded, whose predictions fail (a wrong output size, say)
+    cache._models["fails"] = SimpleNamespace(model=Fails(), card=SimpleNamespace(equalize="rgb", label="Odd model"))
+    with pytest.raises(InferenceError, match="Odd model failed on this image: shapes do not broadcast"):
+        worker.run_model(cache, "fails", image, progress=lambda *_: None, cancelled=lambda: False)
 
 
 def test_run_model_cancelled_before_start_does_not_load(tmp_path):

@@ -16,6 +16,7 @@ For a single image file, :func:`find_mask` looks for its ground truth in the sam
 from __future__ import annotations
 
 import csv
+import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -144,3 +145,12 @@ def find_mask(image: str | Path) -> Path | None:
         if found:
             return found
     return _find_by_stem(folder, image.stem, MASK_SUFFIXES)
+
+
+def file_identity(path: Path) -> tuple:
+    """What makes two paths the same file: device and inode where the file can be stat'ed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ("path", os.path.realpath(path))
+    return ("inode", st.st_dev, st.st_ino)

@@ -90,14 +90,17 @@ def _tiff_size(data: bytes) -> tuple[int, int] | None:
 
 def _decode(path: str | os.PathLike, flags: int) -> np.ndarray:
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path.name}: no such file")
-    nbytes = path.stat().st_size
-    if nbytes == 0:
-        raise ImageReadError(f"{path.name}: the file is empty")
-    if nbytes > MAX_FILE_BYTES:
-        raise ImageReadError(f"{path.name}: {nbytes / 2**30:.1f} GiB is too large to open")
-    data = path.read_bytes()
+    try:
+        if not path.is_file():
+            raise ImageReadError(f"{path.name}: no such file")
+        nbytes = path.stat().st_size
+        if nbytes == 0:
+            raise ImageReadError(f"{path.name}: the file is empty")
+        if nbytes > MAX_FILE_BYTES:
+            raise ImageReadError(f"{path.name}: {nbytes / 2**30:.1f} GiB is too large to open")
+        data = path.read_bytes()
+    except OSError as exc:  # permissions, a vanished network share, an I/O error: the file's fault
+        raise ImageReadError(f"{path.name}: cannot read the file ({exc.strerror or type(exc).__name__})") from None
     size = probe_size(data)
     if size is not None and size[0] * size[1] > MAX_PIXELS:
         raise ImageReadError(f"{path.name}: {size[0]} x {size[1]} pixels is too large "

@@ -22,6 +22,10 @@ class Cancelled(Exception):
     """Raised inside :func:`predict_image` when the caller asked to stop."""
 
 
+class InferenceError(ValueError):
+    """A model that loaded failed on one image: the failure belongs to that pair, not to the model."""
+
+
 @dataclass
 class Prediction:
     probability: np.ndarray  # float32 (H, W) in [0, 1]

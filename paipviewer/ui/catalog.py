@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from paipviewer.core.datasets import file_identity
 from paipviewer.core.modelfile import ModelCard, ModelFileError, read_card, training_totals
 
 from .paths import DEFAULT_MODEL_STEM
@@ -71,8 +72,10 @@ class ModelCatalog:
         return [self.add(p) for p in sorted(folder.glob("*.keras"))]
 
     def add(self, path: Path) -> ModelInfo:
+        """A model file, listed once whatever path (a symlink, a hard link) it was opened through."""
         path = Path(path).resolve()
-        found = self.find(str(path))
+        identity = file_identity(path)
+        found = next((m for m in self.models if file_identity(m.path) == identity), None)
         if found:
             return found
         try:

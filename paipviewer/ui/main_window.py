@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QProgressBar, Q
                                QSplitter, QVBoxLayout, QWidget)
 
 from paipviewer.core.imageio import IMAGE_SUFFIXES, ImageReadError, read_mask
-from paipviewer.core.modelfile import DEFAULT_THRESHOLD
+from paipviewer.core.modelfile import DEFAULT_THRESHOLD, ModelFileError
 
 from . import worker
 from .catalog import ModelCatalog
@@ -29,7 +29,8 @@ from .session import ImageEntry, OpenFailure, Session
 from .settings import Settings
 from .shortcuts import ShortcutsDialog
 
-FOREGROUND = ("load", "primary", "compare")
+IMAGE_SLOTS = ("load", "primary", "compare")  # work on the current image, replaced when it changes
+FOREGROUND = IMAGE_SLOTS + ("probe",)         # work the user is waiting for
 
 
 class MainWindow(QMainWindow):
@@ -48,6 +49,7 @@ class MainWindow(QMainWindow):
         self.pool = worker.make_pool(2)
         self.background_scoring = background_scoring
         self.tasks: dict[str, worker.Task] = {}
+        self._previous_model = ""  # where to go back to if the chosen model turns out to be broken
         self._generation = 0
         self._closed = False
         self.current_key: str | None = None
@@ -125,14 +127,15 @@ class MainWindow(QMainWindow):
         for path in models:
             info = self.catalog.add(path)
             if info.card is not None:
-                self.settings.model_files = self.settings.model_files + [info.key]
                 chosen = info.key
             else:
                 failures.append(OpenFailure(path, info.error))
         if models:
-            self.model_panel.refresh(chosen or self.model_key, self.compare_key)
+            self.model_panel.refresh(self.model_key, self.compare_key)
         if chosen:
-            self.set_model(chosen)  # an opened model is the one the user wants to see run
+            # An opened model is the one the user wants to see run, once it is known to load:
+            # a broken file is listed with its reason and the working model stays selected.
+            self._submit("probe", "", chosen, worker.probe_model, self.cache, chosen)
         for entry in added:
             self.image_list.add_entry(entry)
         for failure in failures:
@@ -229,7 +232,7 @@ class MainWindow(QMainWindow):
             return
         self.current_key = key
         self.image_list.show_current(key)
-        self._cancel(FOREGROUND + ("background",))
+        self._cancel(IMAGE_SLOTS + ("background",))
         self.view.set_image(entry.image)
         self.compare_view.set_image(entry.image)
         self.setWindowTitle(f"PAIP Viewer — {entry.name}")
@@ -256,6 +259,8 @@ class MainWindow(QMainWindow):
     def set_model(self, key: str) -> None:
         if key == self.model_key:
             return
+        if self.model_key:
+            self._previous_model = self.model_key
         self.model_key = key
         self.settings.model = key
         self.adopt_threshold(key)
@@ -333,6 +338,9 @@ class MainWindow(QMainWindow):
 
     def _on_result(self, task: worker.Task, value) -> None:
         slot, image_key, model_key, _ = task.tag
+        if slot == "probe":
+            self._on_model_ready(task, model_key)
+            return
         entry = self.session.find(image_key)
         if entry is None:
             return
@@ -341,12 +349,9 @@ class MainWindow(QMainWindow):
         if slot == "load":
             entry.image, entry.truth, entry.mask_error = value
         elif slot == "background":
-            if value["image_error"]:
-                entry.error = value["image_error"]
-            elif not entry.loaded:
+            if not entry.loaded:
                 entry.image, entry.truth, entry.mask_error = value["image"], value["truth"], value["mask_error"]
-            if value["result"] is not None:
-                entry.results[model_key] = value["result"]
+            entry.results[model_key] = value["result"]
         else:
             entry.results[model_key] = value
         self._update_item(entry)
@@ -370,21 +375,57 @@ class MainWindow(QMainWindow):
                                  f"(model load {t['model_load']:.2f} s)")
             self._check_ready()
 
-    def _on_error(self, task: worker.Task, message: str) -> None:
+    def _on_model_ready(self, task: worker.Task, key: str) -> None:
+        if not self.accepts(task):
+            return
+        self.tasks.pop("probe", None)
+        self.settings.model_files = self.settings.model_files + [key]
+        self.model_panel.refresh(key, self.compare_key)
+        self.set_model(key)
+
+    def _on_error(self, task: worker.Task, exc: Exception) -> None:
+        """Report a failure against what failed, and let the rest of the work go on."""
         slot, image_key, model_key, _ = task.tag
+        message = worker.message(exc)
         entry = self.session.find(image_key)
-        if slot == "load" and entry is not None:
+        current = self.accepts(task)
+        if current:
+            self.tasks.pop(slot, None)
+        if isinstance(exc, ModelFileError) and model_key:
+            self.show_status(self._model_failed(model_key, message))
+            if current:
+                self._check_ready(failed=True)
+            return
+        if entry is not None and (slot == "load" or isinstance(exc, ImageReadError)):
             entry.error = message
             self._update_item(entry)
-        elif model_key:
-            info = self.catalog.find(model_key)
-            if info is not None:
-                info.card, info.error = None, message  # a broken model is not retried
-                self.model_panel.refresh(self.model_key, self.compare_key)
-        if self.accepts(task):
-            self.tasks.pop(slot, None)
+        elif entry is not None and model_key:
+            entry.failures[model_key] = message  # this model on this image; other images go on
+        if current and slot != "background":
             self._show_error(message)
             self._check_ready(failed=True)
+        else:
+            self.show_status(message)
+
+    def _model_failed(self, key: str, message: str) -> str:
+        """A model that cannot load is listed with its reason and never retried; a broken primary
+        model hands over to the one used before it (or the default), so scoring goes on.
+        Returns what to tell the user."""
+        info = self.catalog.find(key)
+        if info is not None:
+            info.card, info.error = None, message
+        told = f"Model not usable: {message}"
+        if key == self.compare_key:
+            self.set_compare("")
+        if key == self.model_key:
+            back = self.catalog.find(self._previous_model)
+            back = back if back is not None and back.card is not None else self.catalog.default()
+            self.model_key = ""  # so that set_model runs even when going back to the same key
+            if back is not None:
+                self.set_model(back.key)
+                told += f"; using {back.card.label} instead"
+        self.model_panel.refresh(self.model_key, self.compare_key)
+        return told
 
     def _on_finished(self, task: worker.Task) -> None:
         if self.tasks.get(task.tag[0]) is task and task.is_cancelled:

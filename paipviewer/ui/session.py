@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from paipviewer.core import metrics
-from paipviewer.core.datasets import MASK_SUFFIXES, DatasetError, discover, find_mask
+from paipviewer.core.datasets import MASK_SUFFIXES, DatasetError, discover, file_identity, find_mask
 from paipviewer.core.imageio import ImageReadError, is_image_path, read_image, read_mask
 from paipviewer.core.inference import Prediction
 from paipviewer.core.modelfile import DEFAULT_THRESHOLD
@@ -32,6 +32,7 @@ class ImageEntry:
     error: str | None = None        # the image itself cannot be used
     mask_error: str | None = None   # the image works, its ground truth does not
     results: dict[str, Result] = field(default_factory=dict)  # by model key
+    failures: dict[str, str] = field(default_factory=dict)   # by model key: that model failed on this image
 
     @property
     def key(self) -> str:
@@ -102,13 +103,18 @@ class Session:
         self.thresholds: dict[str, float] = {}
 
     def add(self, paths) -> tuple[list[ImageEntry], list[Path], list[OpenFailure]]:
-        """Open paths; returns the new entries, model files found and what could not be opened."""
+        """Open paths; returns the new entries, model files found and what could not be opened.
+
+        A file already open is not added again, whatever path (relative, ``..``, a symlink, a
+        hard link) it comes through.
+        """
         pairs, models, failures = expand_paths(paths)
-        known = {e.key for e in self.entries}
+        known = {file_identity(e.path) for e in self.entries}
         added = []
         for image, mask in pairs:
-            if str(image) not in known:
-                known.add(str(image))
+            identity = file_identity(image)
+            if identity not in known:
+                known.add(identity)
                 added.append(ImageEntry(image, mask))
         self.entries += added
         self.failures += failures
@@ -145,7 +151,9 @@ class Session:
     def next_unscored(self, model: str, after: int = 0) -> ImageEntry | None:
         """The next usable image without a result for ``model``, for scoring in the background."""
         order = self.entries[after:] + self.entries[:after]
-        return next((e for e in order if e.error is None and model not in e.results), None)
+        return next((e for e in order if e.error is None and model not in e.results and model not in e.failures),
+                    None)
+
 
 
 def user_models_dir() -> Path:

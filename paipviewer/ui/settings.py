@@ -1,13 +1,21 @@
-"""Persistent preferences: last folder, extra models, chosen models, opacity, layers."""
+"""Persistent preferences: last folder, extra models, chosen models, opacity, layers.
+
+Read defensively: the file is the user's (hand-edited, half-written by a crash, from another
+version), so a value that does not parse falls back to its default with a warning in the log and
+never stops the app from starting.
+"""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
 from .overlay_colors import LayerState
+
+log = logging.getLogger(__name__)
 
 
 class Settings:
@@ -16,13 +24,20 @@ class Settings:
     def __init__(self, path: str | Path | None = None) -> None:
         self.q = QSettings(str(path), QSettings.IniFormat) if path else QSettings("paipviewer", "PAIP Viewer")
 
-    def _get(self, key: str, default):
+    def _get(self, key: str, default, parse=str):
+        """``parse(stored value)``, or ``default`` if nothing is stored or it does not parse."""
         value = self.q.value(key)
-        return default if value is None else value
+        if value is None:
+            return default
+        try:
+            return parse(value)
+        except (TypeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+            log.warning("settings %s: ignoring %s=%r (%s); using %r", self.q.fileName(), key, value, exc, default)
+            return default
 
     @property
     def last_folder(self) -> str:
-        return str(self._get("last_folder", ""))
+        return self._get("last_folder", "")
 
     @last_folder.setter
     def last_folder(self, value: str) -> None:
@@ -30,7 +45,7 @@ class Settings:
 
     @property
     def model_files(self) -> list[str]:
-        return json.loads(self._get("model_files", "[]"))
+        return self._get("model_files", [], _string_list)
 
     @model_files.setter
     def model_files(self, value: list[str]) -> None:
@@ -38,7 +53,7 @@ class Settings:
 
     @property
     def model(self) -> str:
-        return str(self._get("model", ""))
+        return self._get("model", "")
 
     @model.setter
     def model(self, value: str) -> None:
@@ -46,7 +61,7 @@ class Settings:
 
     @property
     def opacity(self) -> float:
-        return min(1.0, max(0.0, float(self._get("opacity", 0.6))))
+        return self._get("opacity", 0.6, _fraction)
 
     @opacity.setter
     def opacity(self, value: float) -> None:
@@ -54,10 +69,7 @@ class Settings:
 
     @property
     def layers(self) -> LayerState:
-        try:
-            return LayerState(**json.loads(self._get("layers", "{}")))
-        except (TypeError, ValueError):
-            return LayerState()
+        return self._get("layers", LayerState(), _layer_state)
 
     @layers.setter
     def layers(self, value: LayerState) -> None:
@@ -65,3 +77,24 @@ class Settings:
 
     def sync(self) -> None:
         self.q.sync()
+
+
+def _string_list(value) -> list[str]:
+    items = json.loads(value)
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ValueError("not a list of file names")
+    return items
+
+
+def _fraction(value) -> float:
+    number = float(value)
+    if number != number:  # NaN compares unequal to itself and would survive min/max
+        raise ValueError("not a number")
+    return min(1.0, max(0.0, number))
+
+
+def _layer_state(value) -> LayerState:
+    fields = json.loads(value)
+    if not isinstance(fields, dict) or not all(isinstance(v, bool) for v in fields.values()):
+        raise ValueError("not a JSON object of true/false switches")
+    return LayerState(**fields)

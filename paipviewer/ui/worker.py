@@ -4,7 +4,9 @@ A :class:`Task` runs one function in a thread pool and reports through Qt signal
 delivered on the UI thread. The function gets ``progress(done, total)`` and ``cancelled()``
 callables; cancelling is cooperative (the function checks between steps). A task whose
 cancel was requested reports ``cancelled`` instead of ``result``, so a stale result never
-reaches the window through this path either.
+reaches the window through this path either. ``error`` carries the exception itself: its type says
+what failed (``ModelFileError``: the model; ``ImageReadError``: the image; ``InferenceError``: this
+model on this image), so the window can report it against the right thing and go on.
 """
 from __future__ import annotations
 
@@ -12,19 +14,21 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 from concurrent.futures import ThreadPoolExecutor
 
 from PySide6.QtCore import QObject, Signal
 
-from paipviewer.core.inference import Cancelled
+from paipviewer.core.inference import Cancelled, InferenceError
+from paipviewer.core.modelfile import ModelFileError
 
 
 class TaskSignals(QObject):
     started = Signal()
     progress = Signal(int, int)
     result = Signal(object)
-    error = Signal(str)
+    error = Signal(object)  # the exception; message(exc) is its text for the user
     cancelled = Signal()
     finished = Signal()
 
@@ -58,10 +62,14 @@ class Task:
         except Exception as exc:  # reported to the user; the viewer keeps working
             if not isinstance(exc, ValueError):  # the core's user-facing errors are ValueErrors
                 traceback.print_exc()
-            s.error.emit(str(exc) or type(exc).__name__)
+            s.error.emit(exc)
         finally:
             self.done.set()
             s.finished.emit()
+
+
+def message(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
 
 
 class ModelCache:
@@ -84,7 +92,12 @@ class ModelCache:
         from paipviewer.core.modelfile import load_model  # imports Keras/TensorFlow, here in the worker
 
         t0 = time.perf_counter()
-        loaded = load_model(key)
+        try:
+            loaded = load_model(key)
+        except ModelFileError:
+            raise
+        except Exception as exc:  # an I/O or memory error while loading is still the model's failure
+            raise ModelFileError(f"{Path(key).name}: cannot load the model ({message(exc)})") from None
         self._models[key] = loaded
         return loaded, time.perf_counter() - t0
 
@@ -99,10 +112,24 @@ def run_model(cache: ModelCache, model_key: str, image, *, progress, cancelled):
         if cancelled():
             raise Cancelled()
         loaded, load_seconds = cache.get(model_key)
-        prediction = predict_image(loaded.model, image, loaded.card.equalize,
-                                   progress=progress, cancelled=cancelled)
+        try:
+            prediction = predict_image(loaded.model, image, loaded.card.equalize,
+                                       progress=progress, cancelled=cancelled)
+        except Cancelled:
+            raise
+        except Exception as exc:
+            raise InferenceError(f"{loaded.card.label} failed on this image: {message(exc)}") from exc
     prediction.timing["model_load"] = load_seconds
     return Result(prediction, load_seconds)
+
+
+def probe_model(cache: ModelCache, model_key: str, *, progress, cancelled) -> str:
+    """Worker body: load a model the user has just opened, so only one that works gets selected."""
+    with cache.lock(model_key):
+        if cancelled():
+            raise Cancelled()
+        cache.get(model_key)
+    return model_key
 
 
 class WorkerPool:
@@ -145,17 +172,15 @@ def load_image(image_path, mask_path, *, progress, cancelled):
 
 
 def load_and_run(cache, model_key, entry_paths, image, *, progress, cancelled):
-    """Worker body for background scoring: an image that may not be loaded yet, then the model."""
-    from paipviewer.core.imageio import ImageReadError
+    """Worker body for background scoring: an image that may not be loaded yet, then the model.
 
+    An image that cannot be read raises ``ImageReadError``: the failure is the image's, and
+    scoring goes on with the next one.
+    """
     from .session import load_pixels
 
-    out = {"image": image, "truth": None, "mask_error": None, "result": None, "image_error": None}
+    out = {"image": image, "truth": None, "mask_error": None}
     if image is None:
-        try:
-            out["image"], out["truth"], out["mask_error"] = load_pixels(*entry_paths)
-        except ImageReadError as exc:
-            out["image_error"] = str(exc)
-            return out
+        out["image"], out["truth"], out["mask_error"] = load_pixels(*entry_paths)
     out["result"] = run_model(cache, model_key, out["image"], progress=progress, cancelled=cancelled)
     return out
