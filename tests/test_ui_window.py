@@ -362,3 +362,29 @@ def test_inference_cancels_between_batches_of_a_large_image(samples, models, cac
         worker.run_model(cache, str(models[0].resolve()), big, progress=lambda d, t: seen.append((d, t)),
                          cancelled=cancelled)
     assert len(seen) == 1 and seen[0][1] > seen[0][0]
+
+
+def test_wheel_zoom_is_bounded_both_ways(window, qtbot, samples):
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    from paipviewer.ui.image_view import MIN_RANGE_PX
+    window.open_paths([samples])
+    wait_done(qtbot, window)
+    viewport = window.view.viewport()
+    centre = QPointF(viewport.width() / 2, viewport.height() / 2)
+
+    def wheel(delta, steps):
+        for _ in range(steps):
+            QApplication.sendEvent(viewport, QWheelEvent(centre, viewport.mapToGlobal(centre), QPoint(),
+                                                         QPoint(0, delta), Qt.NoButton, Qt.NoModifier,
+                                                         Qt.NoScrollPhase, False))
+
+    wheel(120, 400)  # far past any useful zoom: pyqtgraph alone reached [nan, nan] and raised
+    (x0, x1), (y0, y1) = window.view.viewbox.viewRange()
+    assert min(x1 - x0, y1 - y0) >= MIN_RANGE_PX * 0.99
+    wheel(-120, 800)
+    (x0, x1), (y0, y1) = window.view.viewbox.viewRange()
+    assert max(x1 - x0, y1 - y0) <= 10 * 256 * 1.01
+    wait_done(qtbot, window)

@@ -6,6 +6,9 @@ import pyqtgraph as pg
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
+MIN_RANGE_PX = 16
+EMPTY_SIDE_PX = 4096  # zoom limits before an image has arrived
+
 
 class ImageView(pg.GraphicsLayoutWidget):
     def __init__(self, title: str = "", parent=None) -> None:
@@ -23,6 +26,7 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.message.setZValue(2)
         self.viewbox.addItem(self.message)
         self.image_shape: tuple[int, int] | None = None
+        self._limit_zoom()
 
     def set_title(self, text: str) -> None:
         self.title.setText(text)
@@ -38,7 +42,14 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.image_item.setImage(image, levels=(0, 255), autoLevels=False)
         if new_shape != self.image_shape:
             self.image_shape = new_shape
+            self._limit_zoom()
             self.fit()
+
+    def _limit_zoom(self) -> None:
+        """Zoom in to 16 image pixels across and out to ten images' width: unbounded wheel zooming
+        runs into floating-point ranges pyqtgraph rejects ("Cannot set range [nan, nan]")."""
+        side = 10 * max(self.image_shape or (EMPTY_SIDE_PX,))
+        self.viewbox.setLimits(minXRange=MIN_RANGE_PX, minYRange=MIN_RANGE_PX, maxXRange=side, maxYRange=side)
 
     def set_overlay(self, rgba: np.ndarray | None) -> None:
         if rgba is None:
