@@ -37,3 +37,23 @@ def tiny_settings(**overrides):
 
     settings = dict(learning_rate=1e-3, epochs=2, steps_per_epoch=2, batch_size=4, xla=False)
     return FitSettings(architecture="elunet", filters=4, depth=4, **{**settings, **overrides})
+
+
+def make_unreadable(path: Path, monkeypatch) -> Path:
+    """Take away read permission; as root (CI here) modes are not enforced, so reads of it fail as
+    the kernel would fail them for a user."""
+    import errno
+    import os
+
+    path = Path(path)
+    path.chmod(0)
+    if os.geteuid() == 0:
+        real = Path.read_bytes
+
+        def read_bytes(self):
+            if self.resolve() == path.resolve():
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+            return real(self)
+
+        monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    return path
