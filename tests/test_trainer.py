@@ -1,4 +1,4 @@
-"""The trainer end to end on a few real images: split hygiene, caching, a tiny fit, resume, evaluate."""
+"""The trainer end to end on a few real images: split hygiene, caching, a tiny fit, evaluate (resume: test_trainer_resume)."""
 from __future__ import annotations
 
 import csv
@@ -100,18 +100,6 @@ def test_lr_plateau_halves_the_learning_rate_when_validation_stalls():
         rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
     assert rates[:7] == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 5e-4, 2.5e-4])
     assert rates[-1] == pytest.approx(1e-3 / 16)  # never below the floor
-
-
-def test_resume_starts_from_the_checkpoint(paip_prepared, tmp_path):
-    folder, _ = paip_prepared
-    from trainer.models import build_model
-    model = build_model("elunet", 4, 4, input_size=None)
-    for w in model.weights:
-        w.assign(np.full(w.shape, 0.01, np.float32))
-    model.save_weights(tmp_path / ".elunet_4_4.best.weights.h5")
-    path = fit(folder, tiny_settings(epochs=1, learning_rate=1e-9), tmp_path, resume=True, verbose=0)
-    kernel = load_model(path).model.get_layer("enc0_conv1").kernel.numpy()
-    np.testing.assert_allclose(kernel, 0.01, atol=1e-4)  # the checkpoint's weights, barely moved
 
 
 def test_grid_resumes_and_records_failures(paip_fixture, tmp_path, paip_prepared):

@@ -19,17 +19,17 @@ class TileBatches(keras.utils.PyDataset):
 
     Without ``steps`` an epoch is one pass over the tiles (the last batch may be short). With it, an
     epoch is ``steps`` batches drawn from an endless stream of passes, so short epochs still visit
-    every tile in turn. ``shuffle`` draws a new order for each pass.
+    every tile in turn. ``shuffle`` draws a new order for each pass. ``epoch`` is the first epoch's number.
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch: int, *, shuffle: bool, seed: int,
-                 steps: int | None = None, augment: bool = False):
+                 steps: int | None = None, augment: bool = False, epoch: int = 0):
         super().__init__()
         if len(x) != len(y) or not len(x):
             raise ValueError(f"need as many masks as tiles, and at least one: {len(x)} tiles, {len(y)} masks")
         self.x, self.y, self.batch = x, y, batch
         self.shuffle, self.seed, self.steps, self.augment = shuffle, seed, steps, augment
-        self.epoch = 0
+        self.epoch = epoch  # a resumed run starts where it stopped, so its batches are the ones it would have had
         self._order = (None, None)
 
     def __len__(self) -> int:

@@ -8,13 +8,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from paipviewer.core.modelfile import load_model, save_model
+from paipviewer.core.modelfile import card_path, load_model, save_model
 
 from .fit import predict_uint8_tiles, tile_scores, tune_threshold
+from .outputs import check_new_files, check_writable_folder
 from .prepare import load_prepared
 
 
+def check_calibrate_output(model_path: Path, out: Path, overwrite: bool) -> None:
+    """``out`` can take the calibrated copy: a new .keras file (unless ``overwrite``) in a writable folder."""
+    if out.suffix != ".keras":
+        raise ValueError(f"--out must be a .keras file, got {out.name}")
+    if out.resolve() == model_path.resolve():
+        raise ValueError("--out must differ from --model: calibrate writes a copy and never changes the input")
+    check_writable_folder(out.parent, "--out")
+    check_new_files([out, card_path(out)], "--out", overwrite)
+
+
 def calibrate(model_path: Path, prepared: Path, out: Path, overwrite: bool = False, log=print) -> Path:
+    check_calibrate_output(model_path, out, overwrite)
     loaded = load_model(model_path)
     card = loaded.card
     if card.training.get("prepared") not in (None, prepared.name):

@@ -2,18 +2,43 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from paipviewer.core.preprocess import DEFAULT_EQUALIZE, EQUALIZE_MODES
 
 from .fit import LOSSES
-from .variants import ARCHITECTURES
+from .variants import ARCHITECTURES, MAX_DEPTH, MIN_DEPTH
 
 
 def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _checked(convert: Callable[[str], object], ok: Callable[[object], bool], wording: str):
+    """An argparse type: ``convert`` the text, then refuse a value that is not ``ok`` with a clear message."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+            good = ok(value)
+        except ValueError:
+            good = False
+        if not good:
+            raise argparse.ArgumentTypeError(f"must be {wording}, got {text!r}")
+        return value
+    return parse
+
+
+AT_LEAST_1 = _checked(int, lambda v: v >= 1, "an integer >= 1")
+AT_LEAST_0 = _checked(int, lambda v: v >= 0, "an integer >= 0")
+POSITIVE = _checked(float, lambda v: 0 < v < math.inf, "a number > 0")
+FRACTION = _checked(float, lambda v: 0 <= v < 1, "a number from 0 up to, not including, 1")
+DEPTH = _checked(int, lambda v: MIN_DEPTH <= v <= MAX_DEPTH, f"an integer from {MIN_DEPTH} to {MAX_DEPTH}")
+MPP = _checked(lambda t: None if t == "any" else float(t), lambda v: v is None or 0 < v < math.inf,
+               "'any' or a number > 0")
 
 
 def cmd_params(args) -> int:
@@ -25,9 +50,8 @@ def cmd_params(args) -> int:
 def _prepare_settings(args):
     from .prepare import PrepareSettings
     organs = () if args.organs == "all" else tuple(args.organs.split(","))
-    mpp = None if args.mpp == "any" else float(args.mpp)
     return PrepareSettings(equalize=args.equalize, seed=args.seed, val_fraction=args.val_fraction,
-                           organs=organs, mpp=mpp, flips=not args.no_flips)
+                           organs=organs, mpp=args.mpp, flips=not args.no_flips)
 
 
 def cmd_prepare(args) -> int:
@@ -60,14 +84,16 @@ def _fit_settings(args, architecture, filters, depth):
 
 
 def cmd_fit(args) -> int:
-    from .fit import cpu_supports_bf16, fit, training_device
+    from .fit import cpu_supports_bf16, fit, fit_outputs, training_device
     from .prepare import prepare
+    settings = _fit_settings(args, args.arch, args.filters, args.depth)
+    choices = dict(overwrite=args.overwrite, resume=args.resume, restart=args.restart)
+    fit_outputs(args.out, settings, **choices)  # before preparing the data, which can take minutes
     if args.bf16 and not cpu_supports_bf16() and training_device() == "cpu":
         print("warning: this CPU has no native bf16 (AVX-512 BF16 / AMX); bf16 will be emulated and slower",
               file=sys.stderr)
     prepared = prepare(args.data, _prepare_settings(args), args.cache)
-    fit(prepared, _fit_settings(args, args.arch, args.filters, args.depth), args.out,
-        overwrite=args.overwrite, resume=args.resume, verbose=args.verbose)
+    fit(prepared, settings, args.out, **choices, verbose=args.verbose)
     return 0
 
 
@@ -98,19 +124,20 @@ def _without_option(argv: list[str], option: str) -> list[str]:
 
 
 def cmd_calibrate(args) -> int:
-    from .calibrate import calibrate
+    from .calibrate import calibrate, check_calibrate_output
     from .prepare import prepare
-    if args.out.resolve() == args.model.resolve():
-        raise ValueError("--out must differ from --model: calibrate writes a copy and never changes the input")
+    check_calibrate_output(args.model, args.out, args.overwrite)  # before preparing the data
     calibrate(args.model, prepare(args.data, _prepare_settings(args), args.cache), args.out, overwrite=args.overwrite)
     return 0
 
 
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate
-    evaluate(args.models, args.data, args.out, _prepare_settings(args), seed=args.seed, runs=args.runs,
-             tiles=args.tiles, split=args.split)
-    return 0
+    _, failed = evaluate(args.models, args.data, args.out, _prepare_settings(args), seed=args.seed, runs=args.runs,
+                         tiles=args.tiles, split=args.split, overwrite=args.overwrite)
+    for reason in failed.values():
+        print(f"paip-train evaluate: error: not scored: {reason}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -118,10 +145,10 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    help="PAIP 2023 training folder, a train/+test/ folder (MoNuSeg) or an images/+masks/ folder")
     p.add_argument("--equalize", choices=EQUALIZE_MODES, default=DEFAULT_EQUALIZE,
                    help=f"histogram equalisation colour handling (default {DEFAULT_EQUALIZE}, see preprocess.py)")
-    p.add_argument("--seed", type=int, default=42, help="seed of the image split and shuffling (default 42)")
-    p.add_argument("--val-fraction", type=float, default=0.2, help="share of training images held out (0.2)")
+    p.add_argument("--seed", type=AT_LEAST_0, default=42, help="seed of the image split and shuffling (default 42)")
+    p.add_argument("--val-fraction", type=FRACTION, default=0.2, help="share of training images held out (0.2)")
     p.add_argument("--organs", default="pancreas", help="PAIP organs, comma-separated, or 'all' (pancreas)")
-    p.add_argument("--mpp", default="0.25", help="PAIP microns per pixel to keep, or 'any' (0.25)")
+    p.add_argument("--mpp", type=MPP, default="0.25", help="PAIP microns per pixel to keep, or 'any' (0.25)")
     p.add_argument("--no-flips", action="store_true", help="skip the x4 flip augmentation")
     p.add_argument("--cache", type=Path, default=None, help="where prepared tiles are cached "
                    "(default ~/.cache/paipviewer/prepared)")
@@ -129,17 +156,17 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs"), help="folder for model files (default runs/)")
-    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (study: 1e-4)")
+    p.add_argument("--lr", type=POSITIVE, default=1e-4, help="Adam learning rate (study: 1e-4)")
     p.add_argument("--loss", choices=LOSSES, default="bce", help="loss (study: bce)")
-    p.add_argument("--batch", type=int, default=8, help="batch size (study: 8)")
-    p.add_argument("--epochs", type=int, default=40, help="maximum epochs (study: 40)")
-    p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs (5)")
-    p.add_argument("--lr-plateau", type=int, default=None, metavar="EPOCHS",
+    p.add_argument("--batch", type=AT_LEAST_1, default=8, help="batch size (study: 8)")
+    p.add_argument("--epochs", type=AT_LEAST_1, default=40, help="maximum epochs (study: 40)")
+    p.add_argument("--patience", type=AT_LEAST_0, default=5, help="early-stopping patience in epochs (5)")
+    p.add_argument("--lr-plateau", type=AT_LEAST_1, default=None, metavar="EPOCHS",
                    help="halve the learning rate after this many epochs without improvement (default: off, as the study)")
     p.add_argument("--augment", action="store_true",
                    help="random quarter turns and a mild colour jitter on training tiles (default: off, as the study)")
-    p.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: all tiles)")
-    p.add_argument("--max-minutes", type=float, default=None, help="stop after this many minutes, keeping the best")
+    p.add_argument("--steps-per-epoch", type=AT_LEAST_1, default=None, help="batches per epoch (default: all tiles)")
+    p.add_argument("--max-minutes", type=POSITIVE, default=None, help="stop after this many minutes, keeping the best")
     p.add_argument("--bf16", action="store_true", help="mixed bfloat16 training: fast on GPUs and on CPUs with native bf16 (AVX-512 BF16 "
                    "or AMX); on a CPU it runs without XLA")
     p.add_argument("--no-xla", action="store_true", help="do not JIT-compile the training step with XLA")
@@ -165,9 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_fit_args(p)
     p.add_argument("--arch", required=True, choices=ARCHITECTURES)
-    p.add_argument("--filters", required=True, type=int, help="initial filters n")
-    p.add_argument("--depth", required=True, type=int, help="resolution levels L")
-    p.add_argument("--resume", action="store_true", help="start from the checkpoint an interrupted run left")
+    p.add_argument("--filters", required=True, type=AT_LEAST_1, help="initial filters n")
+    p.add_argument("--depth", required=True, type=DEPTH, help=f"resolution levels L ({MIN_DEPTH}..{MAX_DEPTH})")
+    p.add_argument("--resume", action="store_true",
+                   help="carry on from the training state an interrupted run left (epoch, optimizer, history)")
+    p.add_argument("--restart", action="store_true", help="drop an interrupted run's training state and start over")
     p.add_argument("--init-from", type=Path, default=None, metavar="MODEL.keras",
                    help="start from this model file's weights (same variant), e.g. to train a shipped model further")
     p.set_defaults(func=cmd_fit)
@@ -190,13 +219,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--models", nargs="+", required=True, type=Path, help=".keras model files")
     p.add_argument("--out", required=True, type=Path, help="folder for results.csv, report.md and the plot")
-    p.add_argument("--runs", type=int, default=3, help="timing repeats; the median is reported (3)")
-    p.add_argument("--tiles", type=int, default=57, help="random test tiles for the study's protocol (57)")
+    p.add_argument("--runs", type=AT_LEAST_1, default=3, help="timing repeats; the median is reported (3)")
+    p.add_argument("--tiles", type=AT_LEAST_1, default=57, help="random test tiles for the study's protocol (57)")
     p.add_argument("--split", choices=("test", "val"), default="test",
                    help="score the test images (default), or the validation images to choose between models "
                         "without looking at the test set")
+    p.add_argument("--overwrite", action="store_true", help="replace the results of an earlier evaluation in --out")
     p.set_defaults(func=cmd_evaluate)
     return parser
+
+
+def _message(exc: Exception) -> str:
+    """One line for the user. An OSError from the system says which file and why; ours carry a sentence."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,8 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args, argv) if args.func is cmd_grid else args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError) as exc:
-        print(f"paip-train {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        print(f"paip-train {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; nothing half-written was left behind", file=sys.stderr)

@@ -39,12 +39,15 @@ from paipviewer.core.modelfile import load_model, training_totals
 from paipviewer.core.preprocess import to_float
 
 from .fit import predict_uint8_tiles
+from .outputs import check_new_files, check_writable_folder
 from .prepare import PrepareSettings, select_samples, split_samples, tiles_of
+from .report import PLOT, REPORT, write_report
 
 COLUMNS = ["model", "architecture", "filters", "depth", "params", "file_mb", "file_mb_with_optimizer",
            "jaccard_57", "mean_iou_57", "empty_tiles_57", "jaccard_tiles", "dice_tiles", "jaccard_image",
            "dice_image", "jaccard_pooled", "dice_pooled", "load_s", "predict57_s", "total57_s", "tf_import_s",
            "epochs", "train_minutes", "train_device"]
+RESULTS = "results.csv"
 
 
 def pick_tiles(n_total: int, n: int, seed: int) -> np.ndarray:
@@ -120,26 +123,42 @@ def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=pri
 
 
 def evaluate(models: list[Path], data: Path, out: Path, settings: PrepareSettings = PrepareSettings(),
-             seed: int = 42, runs: int = 3, tiles: int = 57, split: str = "test", log=print) -> list[dict]:
-    """Score ``models`` on the ``split`` images: "test" to report, "val" to choose between models."""
+             seed: int = 42, runs: int = 3, tiles: int = 57, split: str = "test", overwrite: bool = False,
+             log=print) -> tuple[list[dict], dict[str, str]]:
+    """Score ``models`` on the ``split`` images: "test" to report, "val" to choose between models.
+
+    Returns the rows of the models scored and, by name, why any other could not be scored.
+    """
     if split not in ("test", "val"):
         raise ValueError(f"unknown split {split!r}; choose test or val")
+    out = check_writable_folder(out, "--out")
+    check_new_files([out / name for name in (RESULTS, REPORT, PLOT)], "--out", overwrite)
     images = getattr(split_samples(select_samples(Path(data), settings), settings), split)
     if not images:
         raise ValueError(f"{data}: the split has no {split} images")
     tf_s = tf_import_seconds()
     models = [Path(p) for p in models]
-    rows = []
+    rows, failed = [], {}
     for path, name in zip(models, model_names(models)):
-        row = evaluate_model(path, images, tiles, seed, runs, log)
+        try:
+            row = evaluate_model(path, images, tiles, seed, runs, log)
+        except (ValueError, OSError) as exc:  # a damaged or foreign file: the other models are still scored
+            failed[name] = _named(name, path, exc)
+            log(f"{name}: not scored")
+            continue
         row.update(model=name, tf_import_s=tf_s)
         rows.append(row)
-    out = Path(out)
-    write_text_atomic(out / "results.csv", rows_to_csv(rows))
-    from .report import write_report
-    write_report(rows, out, data=Path(data), n_test=len(images), tiles=tiles, seed=seed, runs=runs, split=split)
-    log(f"wrote {out / 'results.csv'}, {out / 'report.md'}, {out / 'tradeoff.png'}")
-    return rows
+    if rows:
+        write_text_atomic(out / RESULTS, rows_to_csv(rows))
+        write_report(rows, out, data=Path(data), n_test=len(images), tiles=tiles, seed=seed, runs=runs, split=split)
+        log(f"wrote {out / RESULTS}, {out / REPORT}, {out / PLOT}")
+    return rows, failed
+
+
+def _named(name: str, path: Path, exc: Exception) -> str:
+    """Why ``path`` was not scored, in one line that names it once (model file errors begin with its name)."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{name}: {reason.removeprefix(f'{path.name}: ')}"
 
 
 def model_names(paths: list[Path]) -> list[str]:

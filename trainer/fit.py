@@ -3,8 +3,8 @@
 Defaults are the study's recipe: Adam 1e-4, binary cross-entropy, batch 8, up to 40 epochs,
 early stopping on validation loss keeping the best weights. Everything is overridable; the
 card records what was used. The model file, card and history CSV are written atomically at the
-end, so an interrupted run leaves no half-written model; a checkpoint of the best weights so
-far is kept beside them so ``--resume`` can carry on after an interruption.
+end, so an interrupted run leaves no half-written model; the training state of the last epoch
+(:mod:`trainer.checkpoint`) is kept beside them so ``--resume`` carries on as if uninterrupted.
 """
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from paipviewer.core.atomic import write_text_atomic
+from paipviewer.core.atomic import remove_temporaries, write_text_atomic
 from paipviewer.core.metrics import confusion, mean_score, pooled
-from paipviewer.core.modelfile import DEFAULT_THRESHOLD, ModelCard, load_model, save_model
+from paipviewer.core.modelfile import DEFAULT_THRESHOLD, ModelCard, card_path, load_model, save_model
 
+from .checkpoint import CheckpointError, TrainingState, check_state_choice, load_state, save_state, state_path
+from .outputs import check_new_files, check_writable_folder
 from .prepare import load_prepared, read_manifest
 from .variants import variant_id
 
@@ -100,19 +102,26 @@ def _loss(name: str):
     return bce_dice
 
 
+class _Clock:
+    """Seconds of training, counting those of the run a resumed one carries on."""
+
+    def __init__(self, before: float = 0.0):
+        self.before, self.start = before, time.monotonic()
+
+    def __call__(self) -> float:
+        return self.before + time.monotonic() - self.start
+
+
 class _TimeLimit:
-    """Keras callback factory: stop after ``minutes`` of wall time (best weights are still restored)."""
+    """Keras callback factory: stop after ``minutes`` of training (best weights are still restored)."""
 
     @staticmethod
-    def make(minutes: float | None):
+    def make(minutes: float | None, clock: _Clock):
         import keras
 
         class TimeLimit(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.start = time.monotonic()
-
             def on_epoch_end(self, epoch, logs=None):
-                if minutes is not None and time.monotonic() - self.start > minutes * 60:
+                if minutes is not None and clock() > minutes * 60:
                     print(f"time limit of {minutes} min reached after epoch {epoch + 1}; stopping")
                     self.model.stop_training = True
 
@@ -146,9 +155,34 @@ def tune_threshold(probs: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, f
     return float(best), scan
 
 
+@dataclass(frozen=True)
+class FitOutputs:
+    model: Path
+    history: Path
+    state: Path  # the interrupted run's training state, for --resume
+
+    def written(self) -> tuple[Path, ...]:
+        return self.model, card_path(self.model), self.history, self.state
+
+
+def fit_outputs(out_dir: str | Path, settings: FitSettings, overwrite: bool = False, resume: bool = False,
+                restart: bool = False) -> FitOutputs:
+    """Where ``fit`` writes, checked: a writable folder, no model to replace unless ``overwrite``, and
+    an interrupted run's state neither ignored nor dropped unless the user says (``resume``, ``restart``)."""
+    out_dir = check_writable_folder(out_dir, "--out")
+    name = variant_name(settings)
+    outputs = FitOutputs(out_dir / f"{name}.keras", out_dir / f"{name}_history.csv", state_path(out_dir, name))
+    check_new_files([outputs.model, card_path(outputs.model)], "--out", overwrite)
+    check_state_choice(outputs.state, resume, restart)
+    return outputs
+
+
 def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwrite: bool = False,
-        resume: bool = False, verbose: int = 2) -> Path:
-    """Train one variant; returns the path of the written model file."""
+        resume: bool = False, restart: bool = False, verbose: int = 2) -> Path:
+    """Train one variant; returns the path of the written model file.
+
+    ``resume`` carries on from the training state an interrupted run left; ``restart`` drops it.
+    """
     import keras
 
     from .batches import TileBatches
@@ -158,13 +192,15 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
         raise ValueError(f"unknown loss {settings.loss!r}; choose one of {', '.join(LOSSES)}")
     prepared = Path(prepared)
     manifest = read_manifest(prepared)
-    out_dir = Path(out_dir)
+    outputs = fit_outputs(out_dir, settings, overwrite, resume, restart)
+    for path in outputs.written():
+        remove_temporaries(path)  # a killed run's; an atomic write removes its own otherwise
+    state = load_state(outputs.state) if resume else None
+    if restart:
+        outputs.state.unlink(missing_ok=True)
     name = variant_name(settings)
-    model_path = out_dir / f"{name}.keras"
-    if model_path.exists() and not overwrite:
-        raise FileExistsError(f"{model_path} already exists; pass --overwrite or choose another --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = out_dir / f".{name}.best.weights.h5"
+    if state is not None and state.variant != name:
+        raise CheckpointError(f"{outputs.state} is a state of {state.variant}, not {name}")
 
     keras.utils.set_random_seed(settings.seed)
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if settings.mixed_precision else "float32")
@@ -173,36 +209,34 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
     finally:
         keras.mixed_precision.set_global_policy("float32")
     previous = _init_weights(model, settings) if settings.init_from else None
-    if resume and checkpoint.is_file():
-        model.load_weights(checkpoint)
-        print(f"resumed from {checkpoint}")
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=_loss(settings.loss),
                   metrics=["accuracy"], jit_compile=settings.xla)
+    if state is not None:
+        _restore_model(model, state, outputs.state)
+        print(f"resumed from {outputs.state} after epoch {state.epoch}")
 
+    first_epoch = state.epoch if state is not None else 0
     xt, yt = load_prepared(prepared, "train")
     xv, yv = load_prepared(prepared, "val")
     train = TileBatches(xt, yt, settings.batch_size, shuffle=True, seed=settings.seed,
-                        steps=settings.steps_per_epoch, augment=settings.augment)
+                        steps=settings.steps_per_epoch, augment=settings.augment, epoch=first_epoch)
     val = TileBatches(xv, yv, settings.batch_size, shuffle=False, seed=settings.seed) if len(xv) else None
     monitor = "val_loss" if val is not None else "loss"
-    history_buf = io.StringIO()
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience, restore_best_weights=True),
-        keras.callbacks.ModelCheckpoint(checkpoint, monitor=monitor, save_best_only=True, save_weights_only=True),
-        _HistoryCallback.make(history_buf),
-        _TimeLimit.make(settings.max_minutes),
-    ]
-    if settings.lr_plateau:
-        callbacks.append(plateau_callback(settings, monitor))
-    start = time.monotonic()
-    hist = model.fit(train, validation_data=val, epochs=settings.epochs, callbacks=callbacks, verbose=verbose,
-                     shuffle=False)  # TileBatches shuffles tiles itself; Keras would only reorder batches
-    seconds = time.monotonic() - start
-    epochs_run = len(hist.history.get("loss", []))
-    losses = hist.history.get(monitor, [])
-    best_epoch = int(np.argmin(losses)) + 1 if losses else None
-    if checkpoint.is_file():
-        model.load_weights(checkpoint)  # the best epoch, whether or not early stopping fired
+    clock = _Clock(state.seconds if state is not None else 0.0)
+    rows = list(state.rows) if state is not None else []
+    early = keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience, restore_best_weights=True)
+    plateau = plateau_callback(settings, monitor) if settings.lr_plateau else None
+    # The state is saved last, once the others have updated their counters and the learning rate.
+    callbacks = [early, _HistoryCallback.make(rows, clock), _TimeLimit.make(settings.max_minutes, clock),
+                 *([plateau] if plateau else []),
+                 _StateKeeper.make(outputs.state, name, state, clock, rows, early, plateau)]
+    # A state saved as training ended (early stopping, time limit) trains no further: it only keeps the best weights.
+    last_epoch = first_epoch if state is not None and state.stopped else settings.epochs
+    model.fit(train, validation_data=val, initial_epoch=first_epoch, epochs=last_epoch, callbacks=callbacks,
+              verbose=verbose, shuffle=False)  # TileBatches shuffles tiles itself; Keras would only reorder batches
+    seconds = clock()
+    epochs_run = len(rows)
+    best_epoch = early.best_epoch + 1 if early.best_weights is not None else None  # its weights are the model's now
 
     final = build_model(settings.architecture, settings.filters, settings.depth, input_size=None)
     final.set_weights(model.get_weights())
@@ -226,11 +260,11 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
                   "continued_from": previous},
         metrics={"validation": val_scores, **({"threshold_scan_dice": scan} if scan else {})},
     )
-    save_model(final, card, model_path, overwrite=overwrite)
-    write_text_atomic(out_dir / f"{name}_history.csv", history_buf.getvalue())
-    checkpoint.unlink(missing_ok=True)
-    print(f"wrote {model_path} ({epochs_run} epochs, {seconds / 60:.1f} min, val {val_scores})")
-    return model_path
+    save_model(final, card, outputs.model, overwrite=overwrite)
+    write_text_atomic(outputs.history, history_csv(rows))
+    outputs.state.unlink(missing_ok=True)
+    print(f"wrote {outputs.model} ({epochs_run} epochs, {seconds / 60:.1f} min, val {val_scores})")
+    return outputs.model
 
 
 def plateau_callback(settings: FitSettings, monitor: str):
@@ -258,21 +292,83 @@ def _init_weights(model, settings: FitSettings) -> dict:
 
 
 class _HistoryCallback:
+    """Keras callback factory: a row per epoch in ``rows``: the logs, the learning rate, the seconds so far."""
+
     @staticmethod
-    def make(buf: io.StringIO):
+    def make(rows: list[dict], clock: _Clock):
         import keras
 
         class History(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.t0 = time.monotonic()
-
             def on_epoch_end(self, epoch, logs=None):
-                logs = logs or {}
-                if not buf.tell():
-                    self.keys = sorted(k for k in logs if k != "learning_rate")
-                    csv.writer(buf).writerow(["epoch", *self.keys, "lr", "seconds"])
+                logs = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
                 lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-                csv.writer(buf).writerow([epoch + 1, *[f"{logs.get(k, float('nan')):.6g}" for k in self.keys],
-                                          f"{lr:.6g}", f"{time.monotonic() - self.t0:.1f}"])
+                rows.append({"epoch": epoch + 1, **logs, "lr": lr, "seconds": clock()})
 
         return History()
+
+
+def history_csv(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    keys = sorted(k for k in rows[0] if k not in ("epoch", "lr", "seconds"))
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["epoch", *keys, "lr", "seconds"])
+    for row in rows:
+        writer.writerow([row["epoch"], *[f"{row.get(k, float('nan')):.6g}" for k in keys], f"{row['lr']:.6g}",
+                         f"{row['seconds']:.1f}"])
+    return buf.getvalue()
+
+
+# What each callback counts; Keras resets it when training begins, a resumed run puts it back.
+_COUNTERS = {"early_stopping": ("wait", "best", "best_epoch"), "plateau": ("wait", "best", "cooldown_counter")}
+
+
+def _counters(callback, kind: str) -> dict | None:
+    if callback is None:
+        return None
+    return {k: None if getattr(callback, k) is None else float(getattr(callback, k)) for k in _COUNTERS[kind]}
+
+
+def _set_counters(callback, saved: dict | None) -> None:
+    if callback is not None and saved:
+        for k, v in saved.items():
+            setattr(callback, k, v if v is None or k == "best" else int(v))
+
+
+class _StateKeeper:
+    """Keras callback factory: save the training state after every epoch; when resuming, restore the
+    other callbacks' counters after they have reset them."""
+
+    @staticmethod
+    def make(path: Path, variant: str, resumed: TrainingState | None, clock: _Clock, rows: list[dict],
+             early, plateau):
+        import keras
+
+        class StateKeeper(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                if resumed is not None:
+                    _set_counters(early, resumed.early_stopping)
+                    _set_counters(plateau, resumed.plateau)
+                    early.best_weights = resumed.best_weights
+
+            def on_epoch_end(self, epoch, logs=None):
+                save_state(path, TrainingState(
+                    variant=variant, epoch=epoch + 1, stopped=bool(self.model.stop_training), seconds=clock(),
+                    rows=rows, early_stopping=_counters(early, "early_stopping"),
+                    plateau=_counters(plateau, "plateau"), weights=self.model.get_weights(),
+                    optimizer=[keras.ops.convert_to_numpy(v) for v in self.model.optimizer.variables],
+                    best_weights=early.best_weights))
+
+        return StateKeeper()
+
+
+def _restore_model(model, state: TrainingState, path: Path) -> None:
+    """Put the state's weights and optimizer variables (moments, iteration, learning rate) into ``model``."""
+    model.optimizer.build(model.trainable_variables)
+    for group, variables in (("weights", model.weights), ("optimizer", model.optimizer.variables)):
+        saved = getattr(state, group)
+        if [tuple(v.shape) for v in variables] != [a.shape for a in saved]:
+            raise CheckpointError(f"{path} does not fit this model (its {group} differ); pass --restart to start over")
+        for variable, array in zip(variables, saved):
+            variable.assign(array)

@@ -2,8 +2,9 @@
 
 Each variant runs ``paip-train fit`` in its own process, so a variant that exhausts memory (the
 kernel's OOM killer ends the process, not a Python exception) is recorded and the grid goes on,
-like the study's empty rows. A variant whose model file exists is skipped, so a stopped grid
-resumes where it was. ``grid_status.csv`` in the output folder records every variant's outcome.
+like the study's empty rows. A variant whose model file exists is skipped, and one a stopped grid
+left half-trained is resumed from its training state, so a stopped grid resumes where it was.
+``grid_status.csv`` in the output folder records every variant's outcome.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from paipviewer.core.atomic import write_text_atomic
 
+from .checkpoint import state_path
 from .variants import grid_variants, parse_variant_id, variant_id
 
 STATUS_FILE = "grid_status.csv"
@@ -63,9 +65,11 @@ def run_grid(out_dir: str | Path, fit_argv: Callable[[str, int, int], list[str]]
             log(f"{vid}: done already, skipped")
             status.setdefault(vid, {"variant": vid, "status": "done", "seconds": "", "detail": "found on disk"})
             continue
-        log(f"{vid}: training")
+        # A variant the last grid left half-trained carries on from its training state.
+        resume = ["--resume"] if state_path(out_dir, vid).is_file() else []
+        log(f"{vid}: {'resuming' if resume else 'training'}")
         start = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "trainer.cli", *fit_argv(arch, filters, depth)],
+        proc = subprocess.run([sys.executable, "-m", "trainer.cli", *fit_argv(arch, filters, depth), *resume],
                               stderr=subprocess.PIPE, text=True)
         seconds = f"{time.monotonic() - start:.0f}"
         if proc.returncode == 0 and (out_dir / f"{vid}.keras").is_file():

@@ -24,14 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
-from paipviewer.core.atomic import atomic_path, write_text_atomic
+from paipviewer.core.atomic import remove_temporaries, write_atomic, write_text_atomic
 from paipviewer.core.datasets import Sample, discover, is_paip_root
 from paipviewer.core.imageio import read_image, read_mask
 from paipviewer.core.preprocess import DEFAULT_EQUALIZE, check_mode, equalize
 from paipviewer.core.tiling import TILE, extract_tiles
 
+from .outputs import check_writable_folder
+
 STUDY_TEST_FRACTION = 10 / 46
 CACHE_VERSION = 1
+PARTS = ("train", "val")
+FILES = (*(f"{part}_{kind}" for part in PARTS for kind in ("x.npy", "y.npy", "tiles.json")), "split.json")
 
 
 @dataclass(frozen=True)
@@ -129,19 +133,19 @@ def prepare(root: str | Path, settings: PrepareSettings = PrepareSettings(), cac
     check_mode(settings.equalize)
     samples = select_samples(root, settings)
     out = Path(cache_root or default_cache_root()) / cache_key(root, samples, settings)
+    for name in FILES:
+        remove_temporaries(out / name)  # a killed run's, up to hundreds of MB each
     if (out / "split.json").is_file():
         log(f"prepared data already in {out}")
         return out
+    check_writable_folder(out, "--cache")
     split = split_samples(samples, settings)
-    out.mkdir(parents=True, exist_ok=True)
-    for part in ("train", "val"):
+    for part in PARTS:
         # Validation keeps the images as they are: flips only enlarge the training set.
         part_settings = settings if part == "train" else replace(settings, flips=False)
         x, y, names = tiles_of(getattr(split, part), part_settings)
         for suffix, array in (("x", x), ("y", y)):
-            with atomic_path(out / f"{part}_{suffix}.npy") as tmp:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, array)
+            write_atomic(out / f"{part}_{suffix}.npy", lambda fh: np.save(fh, array))
         write_text_atomic(out / f"{part}_tiles.json", json.dumps(names))
         log(f"{part}: {len(getattr(split, part))} images -> {len(x)} tiles")
     log(f"test: {len(split.test)} images (read whole at evaluation)")

@@ -8,6 +8,7 @@ from paipviewer.core.atomic import atomic_path, write_text_atomic
 from .params import study_rows
 
 NAMES = {"unet": "U-Net", "elunet": "ELU-Net"}
+REPORT, PLOT = "report.md", "tradeoff.png"
 
 
 def _fmt(value, digits=3) -> str:
@@ -115,5 +116,5 @@ def plot(rows: list[dict], path: Path) -> None:
 def write_report(rows: list[dict], out: Path, data: Path, n_test: int, tiles: int, seed: int, runs: int,
                  split: str = "test") -> None:
     out.mkdir(parents=True, exist_ok=True)
-    plot(rows, out / "tradeoff.png")
-    write_text_atomic(out / "report.md", markdown(rows, data, n_test, tiles, seed, runs, split))
+    plot(rows, out / PLOT)
+    write_text_atomic(out / REPORT, markdown(rows, data, n_test, tiles, seed, runs, split))

@@ -4,6 +4,7 @@ from __future__ import annotations
 ARCHITECTURES = ("unet", "elunet")
 GRID_FILTERS = {"unet": (32, 64, 128), "elunet": (4, 8, 16)}
 GRID_DEPTHS = (4, 5, 6)
+MIN_DEPTH, MAX_DEPTH = 2, 8  # resolution levels any architecture can be built with
 
 
 def grid_variants(architectures=ARCHITECTURES) -> list[tuple[str, int, int]]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import keras
 
-MIN_DEPTH, MAX_DEPTH = 2, 8
+from ..variants import MAX_DEPTH, MIN_DEPTH
 
 
 def check_args(filters: int, depth: int, input_size: int | None) -> None:

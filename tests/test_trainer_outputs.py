@@ -1,0 +1,145 @@
+"""paip-train checks its arguments and output folders before any work, and reports errors in one line."""
+from __future__ import annotations
+
+import csv
+import errno
+import os
+
+import numpy as np
+import pytest
+
+import trainer.evaluate
+from trainer.cli import main as cli
+
+FIT = ["--arch", "elunet", "--filters", "4", "--depth", "4", "--epochs", "1", "--steps-per-epoch", "1",
+       "--batch", "2", "--no-xla", "--verbose", "0"]
+
+
+def one_error_line(capsys, command: str) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith(f"paip-train {command}: error: ") and len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if a command gets as far as preparing tiles, loading a model or timing an import."""
+    def refuse(*_, **__):
+        raise AssertionError("work began before the output checks")
+
+    import trainer.calibrate
+    import trainer.prepare
+    monkeypatch.setattr(trainer.prepare, "split_samples", refuse)
+    monkeypatch.setattr(trainer.evaluate, "tf_import_seconds", refuse)
+    monkeypatch.setattr(trainer.evaluate, "evaluate_model", refuse)
+    monkeypatch.setattr(trainer.calibrate, "load_model", refuse)
+
+
+@pytest.mark.parametrize("command, option", [("prepare", "--cache"), ("fit", "--out"), ("fit", "--cache"),
+                                             ("evaluate", "--out"), ("calibrate", "--out")])
+def test_an_unwritable_folder_is_refused_before_any_work(command, option, paip_fixture, tmp_path, capsys, no_work):
+    # Tests run as root, whom chmod does not stop: a folder under a regular file can never be made (ENOTDIR).
+    afile = tmp_path / "afile"
+    afile.write_text("a file, not a folder")
+    bad = afile / "out"
+    paths = {"--cache": tmp_path / "cache", "--out": tmp_path / "out", option: bad}
+    argv = [command, "--data", str(paip_fixture), "--cache", str(paths["--cache"])]
+    if command == "fit":
+        argv += ["--out", str(paths["--out"]), *FIT]
+    elif command == "evaluate":
+        argv += ["--out", str(paths["--out"]), "--models", str(tmp_path / "never_loaded.keras")]
+    elif command == "calibrate":
+        argv += ["--out", str(paths["--out"] / "calibrated.keras"), "--model", str(tmp_path / "never_loaded.keras")]
+    assert cli(argv) == 2
+    err = one_error_line(capsys, command)
+    assert f"{option} {bad}" in err and "cannot write there (Not a directory)" in err
+
+
+def test_a_file_given_as_a_folder_is_named_as_such(paip_fixture, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("a file, not a folder")
+    assert cli(["fit", "--data", str(paip_fixture), "--out", str(afile), *FIT]) == 2
+    assert f"--out {afile} is a file, not a folder" in one_error_line(capsys, "fit")
+
+
+def test_os_errors_during_the_work_reach_the_user_in_one_line(paip_fixture, tmp_path, capsys, monkeypatch):
+    def full_disk(fh, array, *_, **__):
+        fh.write(b"\x93NUMPY")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), fh.name)
+
+    monkeypatch.setattr(np, "save", full_disk)
+    assert cli(["prepare", "--data", str(paip_fixture), "--cache", str(tmp_path)]) == 2
+    err = one_error_line(capsys, "prepare")
+    assert ".train_x." in err and err.rstrip().endswith(": No space left on device")
+    (folder,) = tmp_path.iterdir()
+    assert list(folder.iterdir()) == []  # the half-written temporary is gone, and nothing else was written
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch", "0"], "argument --batch: must be an integer >= 1, got '0'"),
+    (["--epochs", "0"], "argument --epochs: must be an integer >= 1"),
+    (["--steps-per-epoch", "0"], "argument --steps-per-epoch: must be an integer >= 1"),
+    (["--patience", "-1"], "argument --patience: must be an integer >= 0"),
+    (["--lr-plateau", "0"], "argument --lr-plateau: must be an integer >= 1"),
+    (["--lr", "0"], "argument --lr: must be a number > 0"),
+    (["--lr", "nan"], "argument --lr: must be a number > 0"),
+    (["--lr", "fast"], "argument --lr: must be a number > 0, got 'fast'"),
+    (["--max-minutes", "-5"], "argument --max-minutes: must be a number > 0"),
+    (["--val-fraction", "-1"], "argument --val-fraction: must be a number from 0 up to, not including, 1"),
+    (["--val-fraction", "1"], "argument --val-fraction: must be a number from 0 up to, not including, 1"),
+    (["--mpp", "-0.25"], "argument --mpp: must be 'any' or a number > 0"),
+    (["--seed", "-1"], "argument --seed: must be an integer >= 0"),
+    (["--filters", "0"], "argument --filters: must be an integer >= 1"),
+    (["--depth", "9"], "argument --depth: must be an integer from 2 to 8, got '9'"),
+    (["--depth", "1"], "argument --depth: must be an integer from 2 to 8"),
+])
+def test_numeric_arguments_are_checked(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli(["fit", "--data", "x", *FIT, *argv])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--runs", "--tiles"])
+def test_evaluate_counts_are_checked(option, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli(["evaluate", "--data", "x", "--models", "m.keras", "--out", "o", option, "0"])
+    assert exc.value.code == 2 and f"argument {option}: must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_earlier_results_before_any_work(paip_fixture, tmp_path, capsys, no_work):
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "results.csv").write_text("model\nearlier.keras\n")
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(os.urandom(2000))
+    argv = ["evaluate", "--data", str(paip_fixture), "--models", str(broken), "--out", str(out)]
+    assert cli(argv) == 2
+    err = one_error_line(capsys, "evaluate")
+    assert f"{out / 'results.csv'} already exists; pass --overwrite" in err
+    assert (out / "results.csv").read_text() == "model\nearlier.keras\n"
+
+
+def test_evaluate_scores_the_good_models_and_names_the_broken_ones(paip_fixture, paip_prepared, tiny_model_file,
+                                                                   tmp_path, capsys):
+    _, cache = paip_prepared
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "results.csv").write_text("model\nearlier.keras\n")
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(os.urandom(2000))
+    text = tmp_path / "notes.keras"
+    text.write_text("a text file, not a model")
+    assert cli(["evaluate", "--data", str(paip_fixture), "--cache", str(cache), "--models", str(broken),
+                str(tiny_model_file), str(text), "--out", str(out), "--runs", "1", "--tiles", "3",
+                "--overwrite"]) == 1
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [r["model"] for r in rows] == [tiny_model_file.name]
+    assert "ELU-Net 4/4" in (out / "report.md").read_text() and (out / "tradeoff.png").is_file()
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("paip-train")]
+    assert errors == [
+        "paip-train evaluate: error: not scored: broken.keras: not a Keras model file "
+        "(the file is damaged or of another kind)",
+        "paip-train evaluate: error: not scored: notes.keras: not a Keras model file "
+        "(the file is damaged or of another kind)"]

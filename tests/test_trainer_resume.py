@@ -1,0 +1,188 @@
+"""An interrupted fit resumes as if never stopped; its state and the prepared cache survive kills and full disks."""
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import trainer.fit
+from conftest import REPO
+from helpers import tiny_settings
+from paipviewer.core.modelfile import load_model
+from trainer.checkpoint import TrainingState, load_state, save_state, state_path
+from trainer.cli import main as cli
+from trainer.fit import fit, history_csv
+from trainer.prepare import PrepareSettings, load_prepared, prepare
+
+# A rate so high that validation loss worsens after epoch 1: the plateau halves the rate after epochs 2 and 3
+# and early stopping ends training after epoch 4 (of 5), keeping epoch 1's weights. Resuming right needs
+# all of their counters back, and Adam's state.
+SETTINGS = dict(learning_rate=3e-2, epochs=5, patience=3, lr_plateau=1)
+FIT_ARGS = ["--arch", "elunet", "--filters", "4", "--depth", "4", "--lr", "3e-2", "--epochs", "5", "--patience", "3",
+            "--lr-plateau", "1", "--steps-per-epoch", "2", "--batch", "4", "--no-xla", "--verbose", "0"]
+
+
+def fit_argv(paip_fixture, cache, out, *extra) -> list[str]:
+    return ["fit", "--data", str(paip_fixture), "--cache", str(cache), "--out", str(out), *FIT_ARGS, *extra]
+
+
+def history(out) -> list[dict]:
+    return list(csv.DictReader(io.StringIO((out / "elunet_4_4_history.csv").read_text())))
+
+
+def state_epoch(path) -> int:
+    try:
+        return load_state(path).epoch
+    except ValueError:  # not written yet
+        return 0
+
+
+def kill_after_epoch(argv: list[str], state, epoch: int) -> None:
+    """Run ``paip-train`` and SIGKILL it once its training state has ``epoch`` epochs, wherever it then is."""
+    proc = subprocess.Popen([sys.executable, "-m", "trainer.cli", *argv], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        deadline = time.monotonic() + 240
+        while state_epoch(state) < epoch and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def killed_while_writing(path) -> Path:
+    """The temporary an atomic write of ``path`` leaves when its process dies mid-write."""
+    code = ("import os, sys; from paipviewer.core.atomic import atomic_path; "
+            "tmp = atomic_path(sys.argv[1]).__enter__(); tmp.write_bytes(b'half of it'); print(tmp); os._exit(9)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 9, out.stderr
+    tmp = Path(out.stdout.strip())
+    assert tmp.is_file() and tmp.parent == Path(path).parent
+    return tmp
+
+
+def test_fit_killed_after_an_epoch_resumes_as_if_uninterrupted(paip_fixture, paip_prepared, tmp_path, monkeypatch,
+                                                                capsys):
+    folder, cache = paip_prepared
+    whole = fit(folder, tiny_settings(**SETTINGS), tmp_path / "whole", verbose=0)
+    reference = load_model(whole)
+    epochs_run = reference.card.training["epochs_run"]
+    out = tmp_path / "killed"
+    state = state_path(out, "elunet_4_4")
+    kill_after_epoch(fit_argv(paip_fixture, cache, out), state, 2)
+    killed = load_state(state)  # epoch 2's, or a later one if the kill came after its state was written
+    k = killed.epoch
+    assert 2 <= k <= epochs_run and not (out / "elunet_4_4.keras").exists()
+    assert killed.optimizer[0] == 2 * k  # Adam's iteration count: 2 steps an epoch
+
+    saved = []
+    real_save = trainer.fit.save_state
+    monkeypatch.setattr(trainer.fit, "save_state", lambda path, s: (saved.append(s), real_save(path, s)))
+    assert cli(fit_argv(paip_fixture, cache, out, "--resume")) == 0, capsys.readouterr().err
+    assert [(s.epoch, int(s.optimizer[0])) for s in saved] == [(e, 2 * e) for e in range(k + 1, epochs_run + 1)]
+
+    resumed = load_model(out / "elunet_4_4.keras")
+    card = resumed.card
+    assert (epochs_run, reference.card.training["best_epoch"]) == (4, 1)
+    assert (card.training["epochs_run"], card.training["best_epoch"]) == (epochs_run, 1)
+    assert card.training["seconds"] >= killed.seconds
+    rows, uninterrupted = history(out), history(tmp_path / "whole")
+    assert [r["epoch"] for r in rows] == [r["epoch"] for r in uninterrupted] == ["1", "2", "3", "4"]
+    assert rows[:k] == list(csv.DictReader(io.StringIO(history_csv(killed.rows))))  # the killed run's epochs, kept
+    # The same batches, weights, Adam moments and learning-rate schedule: every epoch matches the uninterrupted run.
+    assert [r["lr"] for r in rows] == [r["lr"] for r in uninterrupted] == ["0.03", "0.03", "0.015", "0.0075"]
+    assert [float(r["val_loss"]) for r in rows] == pytest.approx([float(r["val_loss"]) for r in uninterrupted],
+                                                                  rel=1e-3)
+    for mine, theirs in zip(resumed.model.get_weights(), reference.model.get_weights()):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-3, atol=1e-5)  # the best epoch's weights
+    assert not list(out.glob(".*"))  # the state is gone once the model is written
+
+
+def test_fit_neither_ignores_nor_drops_an_interrupted_run(paip_fixture, tmp_path, capsys):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    state = state_path(out, "elunet_4_4")
+    out.mkdir()
+    state.write_bytes(b"an interrupted run's state")
+    assert cli(fit_argv(paip_fixture, cache, out)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("paip-train fit: error: ") and "--resume" in err and "--restart" in err
+    assert len(err.splitlines()) == 1 and state.read_bytes() == b"an interrupted run's state"
+    assert not cache.exists()  # refused before preparing anything
+    assert cli(fit_argv(paip_fixture, cache, tmp_path / "fresh", "--resume")) == 2
+    assert "no interrupted run to resume" in capsys.readouterr().err
+    assert cli(fit_argv(paip_fixture, cache, out, "--resume", "--restart")) == 2
+    assert "not both" in capsys.readouterr().err
+
+
+def test_a_damaged_state_is_refused_clearly_and_restart_starts_over(paip_fixture, paip_prepared, tmp_path, capsys):
+    folder, cache = paip_prepared
+    out = tmp_path / "out"
+    state = state_path(out, "elunet_4_4")
+    save_state(state, TrainingState("elunet_4_4", 1, False, 9.0, [], {}, None, [np.ones((3, 3, 3, 4))] * 40,
+                                    [np.zeros(9)] * 40, None))
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])  # as a disk that filled, before this fix
+    # A killed run's temporaries beside the files fit writes are never replaced, so fit removes them.
+    orphans = [killed_while_writing(state), killed_while_writing(out / "elunet_4_4.keras")]
+    argv = [*fit_argv(paip_fixture, cache, out), "--epochs", "1"]
+    assert cli([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"paip-train fit: error: {state} is damaged") and "--restart" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert cli([*argv, "--restart"]) == 0
+    assert load_model(out / "elunet_4_4.keras").card.training["epochs_run"] == 1
+    assert not state.exists() and not any(p.exists() for p in orphans)
+
+
+def test_a_full_disk_keeps_the_previous_epochs_state(paip_fixture, paip_prepared, tmp_path, monkeypatch, capsys):
+    import trainer.checkpoint
+
+    _, cache = paip_prepared
+    out = tmp_path / "out"
+    writes = []
+    real_write = trainer.checkpoint._write_npz
+
+    def fill_the_disk(fh, arrays):
+        writes.append(len(writes) + 1)
+        if len(writes) == 2:  # epoch 2's state: half written when the disk fills
+            fh.write(b"\0" * 1000)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write(fh, arrays)
+
+    monkeypatch.setattr(trainer.checkpoint, "_write_npz", fill_the_disk)
+    assert cli(fit_argv(paip_fixture, cache, out)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("paip-train fit: error: cannot write the training state") and len(err.splitlines()) == 1
+    assert "No space left on device" in err and "previous epoch's state is kept" in err
+    state = load_state(state_path(out, "elunet_4_4"))
+    assert state.epoch == 1 and [r["epoch"] for r in state.rows] == [1]
+    assert sorted(p.name for p in out.iterdir()) == [".elunet_4_4.state.npz"]  # no temporary, no model
+    # Space freed, the run resumes; with --epochs 1 its state is complete, so it only writes the model.
+    monkeypatch.undo()
+    assert cli([*fit_argv(paip_fixture, cache, out, "--resume"), "--epochs", "1"]) == 0
+    assert load_model(out / "elunet_4_4.keras").card.training["epochs_run"] == 1
+    assert [r["epoch"] for r in history(out)] == ["1"]
+
+
+def test_prepare_removes_a_killed_runs_temporary_and_prepares_right(paip_fixture, paip_prepared, tmp_path):
+    reference, _ = paip_prepared
+    folder = prepare(paip_fixture, PrepareSettings(), tmp_path, log=lambda *_: None)
+    (folder / "split.json").unlink()  # as if killed while writing the tiles
+    orphan = killed_while_writing(folder / "train_x.npy")
+    assert prepare(paip_fixture, PrepareSettings(), tmp_path, log=lambda *_: None) == folder
+    assert not orphan.exists() and (folder / "split.json").is_file()
+    for part in ("train", "val"):
+        for mine, theirs in zip(load_prepared(folder, part), load_prepared(reference, part)):
+            np.testing.assert_array_equal(mine, theirs)
+    orphan = killed_while_writing(folder / "val_y.npy")  # a run killed beside one that finished
+    prepare(paip_fixture, PrepareSettings(), tmp_path, log=lambda *_: None)
+    assert not orphan.exists()
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
