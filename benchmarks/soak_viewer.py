@@ -33,7 +33,7 @@ def refcounts() -> str:
 
 def make_folder(dest: Path, count: int) -> Path:
     """``count`` distinct image files (copies, not links: the viewer lists a linked file once)."""
-    from paipviewer.ui.paths import sample_dir
+    from paipviewer.viewer.paths import sample_dir
 
     tiles = sorted((sample_dir() / "images").glob("*.png"))
     (dest / "images").mkdir(parents=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -12,17 +13,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--model", help="model file or name (file stem) to run; default elunet_8_5 if shipped")
     p.add_argument("--compare", help="second model to show side by side")
     p.add_argument("--models-dir", help="folder of your own .keras models (default ~/.local/share/paipviewer/models)")
-    p.add_argument("--snapshot", metavar="OUT.png", help="render the window to OUT.png once inference is done, then exit")
+    p.add_argument("--snapshot", metavar="OUT.png", help="write a figure of the first image (each model's view with "
+                   "its title, and a legend) to OUT.png once inference is done, then exit")
+    p.add_argument("--snapshot-scale", type=float, default=1.0, metavar="S",
+                   help="figure pixels per image pixel (default 1: the image's own resolution)")
     p.add_argument("--layers", help="layers to show, comma-separated: errors,prediction,truth,probability,disagree")
     p.add_argument("--outline", action="store_true", help="draw masks as outlines instead of filled")
-    p.add_argument("--threshold", type=float, help="probability threshold for the masks (default 0.5)")
+    p.add_argument("--threshold", type=float, help="probability threshold of the first model's masks "
+                   "(default: the threshold in its card)")
     p.add_argument("--overwrite", action="store_true", help="let --snapshot replace an existing file")
     return p.parse_args(argv)
 
 
+def quiet_native_logs() -> None:
+    """TensorFlow's C++ start-up lines (oneDNN notes, "failed call to cuInit" on machines without a
+    GPU) are not the user's business; real errors still reach the viewer as exceptions."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from paipviewer.ui.overlay_colors import LAYERS
+    from paipviewer.viewer.layers import LAYERS
 
     if args.layers is not None:
         unknown = set(args.layers.split(",")) - set(LAYERS) - {""}
@@ -30,6 +42,9 @@ def main(argv=None) -> int:
             raise SystemExit(f"paipviewer: unknown layer(s) {', '.join(sorted(unknown))}; choose from {', '.join(LAYERS)}")
     if args.threshold is not None and not 0 < args.threshold < 1:
         raise SystemExit("paipviewer: --threshold must be between 0 and 1")
+    if not 0.05 <= args.snapshot_scale <= 16:
+        raise SystemExit("paipviewer: --snapshot-scale must be between 0.05 and 16")
+    quiet_native_logs()
     from paipviewer.ui.app import run  # Qt only after argument errors are out of the way
 
     return run(args)

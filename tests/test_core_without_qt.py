@@ -1,15 +1,17 @@
-"""The core and the trainer never import Qt: the viewer and the trainer share them as they are."""
+"""The core, the viewer's state and the trainer never import Qt: the viewer and the trainer share
+them as they are, and the state is tested without a display."""
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from conftest import REPO
 
 CHECK = """
 import sys, pkgutil, importlib
-import paipviewer.core, trainer
-names = [m.name for p in (paipviewer.core, trainer) for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.')]
+import paipviewer.core, paipviewer.viewer, trainer
+packages = (paipviewer.core, paipviewer.viewer, trainer)
+names = [m.name for p in packages for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.')]
 for name in names:
     importlib.import_module(name)
 qt = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'shiboken6', 'pyqtgraph', 'qtawesome'))
@@ -18,7 +20,7 @@ assert not qt, qt
 """
 
 
-def test_core_and_trainer_import_without_qt():
+def test_core_viewer_state_and_trainer_import_without_qt():
     out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
     n_modules = int(out.stdout.split()[0])
@@ -26,6 +28,7 @@ def test_core_and_trainer_import_without_qt():
 
 
 def test_core_does_not_load_tensorflow_for_cards_and_metrics():
-    code = ("import sys, paipviewer.core.modelfile, paipviewer.core.metrics, paipviewer.core.datasets; "
+    code = ("import sys, paipviewer.core.modelfile, paipviewer.core.metrics, paipviewer.core.datasets, "
+            "paipviewer.viewer.session, paipviewer.viewer.plan, paipviewer.viewer.describe; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

@@ -1,4 +1,5 @@
-"""``paipviewer --snapshot``: open, run, render the window to a PNG, exit; never overwrite."""
+"""``paipviewer --snapshot``: open, run, write a figure of the views with titles and legend, exit;
+never overwrite; with nothing to open, exit at once."""
 from __future__ import annotations
 
 import os
@@ -28,9 +29,51 @@ def test_snapshot_side_by_side_writes_png_and_refuses_to_overwrite(tmp_path):
     done = run_cli(str(tiles), "--model", str(a), "--compare", str(b), "--snapshot", str(out), str(tmp_path))
     assert done.returncode == 0, done.stderr[-2000:]
     shot = cv2.imread(str(out))
-    assert shot is not None and shot.shape[1] >= 1000 and shot.std() > 10
+    assert shot is not None and shot.shape[1] == 2 * 256 + 8 and shot.std() > 10  # two views at the image's size
     again = run_cli(str(tiles), "--model", str(a), "--snapshot", str(out), str(tmp_path))
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_snapshot_of_an_image_without_ground_truth_shows_the_prediction(tmp_path):
+    import shutil
+    import time
+
+    import numpy as np
+
+    from paipviewer.viewer.layers import PALETTE
+    tile = sorted((copy_samples(tmp_path / "tiles", 1) / "images").glob("*.png"))[0]
+    alone = tmp_path / "mine" / "region.png"
+    alone.parent.mkdir()
+    shutil.copy(tile, alone)
+    out = tmp_path / "fig.png"
+    t0 = time.perf_counter()
+    done = run_cli(str(alone), "--model", "elunet_8_5", "--snapshot", str(out), "--snapshot-scale", "2",
+                   str(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not [line for line in done.stderr.splitlines() if "cuda" in line.lower() or "I0000" in line]
+    shot = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB).astype(int)
+    assert shot.shape[1] == 512  # --snapshot-scale 2 of a 256 px tile
+    tissue = cv2.resize(cv2.cvtColor(cv2.imread(str(alone)), cv2.COLOR_BGR2RGB), None, fx=2, fy=2,
+                        interpolation=cv2.INTER_NEAREST).astype(int)
+    # the picture sits under the title: where the tissue shows through unchanged
+    top = max(range(shot.shape[0] - 512), key=lambda y: (shot[y:y + 512] == tissue).all(axis=2).sum())
+    picture = shot[top:top + 512]
+    drawn = ~(picture == tissue).all(axis=2)
+    outline = 0.4 * tissue + 0.6 * np.array(PALETTE["prediction"])  # the default opacity, 0.6
+    assert 0.005 < drawn.mean() < 0.5, f"no prediction outline in the figure ({time.perf_counter() - t0:.1f} s)"
+    assert np.abs(picture[drawn] - outline[drawn]).max() <= 2  # and every drawn pixel is the outline colour
+
+
+def test_nothing_to_open_exits_at_once_with_the_reason(tmp_path):
+    import time
+
+    (tmp_path / "notes.txt").write_text("not an image")
+    t0 = time.perf_counter()
+    done = run_cli(str(tmp_path / "notes.txt"), str(tmp_path / "missing.png"), "--snapshot", str(tmp_path / "x.png"),
+                   str(tmp_path), timeout=60)
+    assert done.returncode == 2 and "nothing to snapshot" in done.stderr
+    assert "notes.txt: not an image" in done.stderr and "missing.png: no such file" in done.stderr
+    assert time.perf_counter() - t0 < 30 and not (tmp_path / "x.png").exists()
 
 
 def test_unknown_model_name_is_a_clear_error(tmp_path):

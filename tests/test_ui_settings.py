@@ -8,13 +8,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 
-from paipviewer.ui.overlay_colors import LayerState
+from paipviewer.viewer.layers import LayerState
 from paipviewer.ui.settings import Settings
 
 DAMAGED = """[General]
 opacity=abc
 model_files=[not json
-layers={"outline": "yes"}
+layers_annotated={"outline": "yes"}
+geometry=@ByteArray(not qt geometry)
 model=/models/elunet_8_5.keras
 """
 
@@ -26,10 +27,11 @@ def test_damaged_values_fall_back_to_defaults_and_are_logged(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="paipviewer.ui.settings"):
         assert s.opacity == pytest.approx(0.6)
         assert s.model_files == []
-        assert s.layers == LayerState()
+        assert s.layer_set("annotated") == LayerState.default("annotated")
+        assert s.layer_set("plain") == LayerState.default("plain")
     assert s.model == "/models/elunet_8_5.keras"  # a good value beside bad ones is kept
     logged = caplog.text
-    assert "opacity='abc'" in logged and "model_files" in logged and "layers" in logged
+    assert "opacity='abc'" in logged and "model_files" in logged and "layers_annotated" in logged
 
 
 @pytest.mark.parametrize("stored, expected", [("nan", 0.6), ("7", 1.0), ("-1", 0.0), ("0.25", 0.25)])
@@ -56,4 +58,5 @@ def test_window_starts_on_a_damaged_settings_file(qtbot, tmp_path):
     window = build_window([], settings=Settings(path), background_scoring=False)
     qtbot.addWidget(window)
     assert window.layers_panel.opacity.value() == 60 and window.model_key  # the default model
+    assert window.width() > 300  # Qt refused the damaged geometry; the window took its default size
     window.close()

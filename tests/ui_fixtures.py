@@ -4,7 +4,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from paipviewer.ui.paths import sample_dir
+from paipviewer.viewer.paths import sample_dir
 
 
 SAMPLES = sample_dir()

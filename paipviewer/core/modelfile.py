@@ -29,6 +29,7 @@ class ModelFileError(ValueError):
 
 
 DEFAULT_THRESHOLD = 0.5  # the study's: a pixel is nucleus where the probability is at least this
+CUSTOM = "custom"  # the architecture of a model brought without a card: the user says how to feed it
 
 
 @dataclass
@@ -48,6 +49,8 @@ class ModelCard:
 
     @property
     def label(self) -> str:
+        if self.architecture == CUSTOM:
+            return "Custom model"
         name = {"unet": "U-Net", "elunet": "ELU-Net"}.get(self.architecture, self.architecture)
         return f"{name} {self.filters}/{self.depth}"
 
@@ -129,8 +132,12 @@ class LoadedModel:
     file_bytes: int
 
 
-def load_model(path: str | os.PathLike) -> LoadedModel:
-    """Load a model file and its card safely, checking that it maps RGB tiles to one channel."""
+def load_model(path: str | os.PathLike, card: ModelCard | None = None) -> LoadedModel:
+    """Load a model file and its card safely, checking that it maps RGB tiles to one channel.
+
+    ``card`` stands in for the card beside the file, for a Keras model brought without one (see
+    :func:`custom_card`); its parameter count is then taken from the model.
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path.name}: no such model file")
@@ -138,7 +145,7 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
         raise ModelFileError(f"{path.name}: model files are .keras files")
     if not zipfile.is_zipfile(path):
         raise ModelFileError(f"{path.name}: not a Keras model file (the file is damaged or of another kind)")
-    card = read_card(path)
+    card = read_card(path) if card is None else card
     import keras
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
@@ -149,6 +156,9 @@ def load_model(path: str | os.PathLike) -> LoadedModel:
     # A reloaded functional model expects its one input wrapped in a list; rewrap it so callers pass arrays.
     model = keras.Model(model.inputs[0], model.outputs[0], name=model.name)
     params = int(model.count_params())
+    if card.architecture == CUSTOM:
+        check_tile_size(model, path.name, card.input_size)
+        card.params = params
     if params != card.params:
         raise ModelFileError(f"{path.name}: the card says {card.params:,} parameters, the model has {params:,}")
     return LoadedModel(model=model, card=card, path=path, file_bytes=path.stat().st_size)
@@ -165,6 +175,24 @@ def check_shapes(model, name: str = "model") -> None:
         raise ModelFileError(f"{name}: output shape {oshape} is not a one-channel mask")
     if ishape[1:3] != oshape[1:3]:
         raise ModelFileError(f"{name}: output size {oshape[1:3]} differs from input size {ishape[1:3]}")
+
+
+def custom_card(equalize: str, threshold: float, input_size: int = 256) -> ModelCard:
+    """A card for a Keras model brought without one: the user's preprocessing and threshold."""
+    check_mode(equalize)
+    if not 0.0 < threshold < 1.0:
+        raise ModelFileError(f"threshold {threshold} is not between 0 and 1")
+    return ModelCard(architecture=CUSTOM, filters=0, depth=0, params=0, input_size=input_size, equalize=equalize,
+                     threshold=threshold, training={"data": "not recorded (brought without a card)"},
+                     created=now_iso())
+
+
+def check_tile_size(model, name: str, tile: int) -> None:
+    """The viewer feeds square tiles of ``tile`` pixels: a model fixed to another size cannot run."""
+    size = tuple(model.inputs[0].shape)[1:3]
+    if any(s is not None and s != tile for s in size):
+        raise ModelFileError(f"{name}: the model takes {size[1]} x {size[0]} inputs; the viewer feeds "
+                             f"{tile} x {tile} tiles")
 
 
 def training_totals(training: dict) -> tuple[int | None, float | None]:

@@ -9,10 +9,11 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from paipviewer.core.atomic import atomic_path
+from paipviewer.viewer.layers import LAYERS
+from paipviewer.viewer.paths import sample_dir, shipped_models_dir, user_models_dir
+
 from .main_window import MainWindow
-from .overlay_colors import LAYERS
-from .paths import sample_dir, shipped_models_dir
-from .session import user_models_dir
 from .settings import Settings
 
 SNAPSHOT_TIMEOUT_MS = 10 * 60 * 1000
@@ -24,11 +25,11 @@ def resolve_model(window: MainWindow, name: str | None) -> str:
         return ""
     path = Path(name)
     if path.suffix == ".keras" and path.is_file():
-        return window.catalog.add(path).key
-    match = [m for m in window.catalog.models if m.path.stem == name or m.path.name == name]
+        return window.session.catalog.add(path).key
+    match = [m for m in window.session.catalog.models if m.path.stem == name or m.path.name == name]
     if not match:
         raise SystemExit(f"paipviewer: no model {name!r} (give a .keras file or one of: "
-                         f"{', '.join(m.path.stem for m in window.catalog.models) or 'none found'})")
+                         f"{', '.join(m.path.stem for m in window.session.catalog.models) or 'none found'})")
     return match[0].key
 
 
@@ -37,31 +38,30 @@ def build_window(paths, model: str | None = None, compare: str | None = None, mo
                  cache=None) -> MainWindow:
     dirs = [shipped_models_dir(), Path(models_dir) if models_dir else user_models_dir()]
     window = MainWindow(settings=settings, models_dirs=dirs, background_scoring=background_scoring, cache=cache)
+    catalog = window.session.catalog
     chosen = resolve_model(window, model)
     if not chosen:
-        saved = window.catalog.find(window.settings.model)
-        default = saved if saved and saved.card else window.catalog.default()
+        saved = catalog.find(window.settings.model)
+        default = saved if saved and saved.card else catalog.default()
         chosen = default.key if default else ""
-    window.model_key = chosen
-    window.adopt_threshold(chosen)
-    window.model_panel.refresh(chosen, "")
+    window.session.set_model(chosen)
     if compare:
-        window.set_compare(resolve_model(window, compare))
-        window.model_panel.refresh(chosen, window.compare_key)
+        window.session.set_compare(resolve_model(window, compare))
     return window
 
 
 def apply_view_options(window: MainWindow, args) -> None:
-    """Command-line layer choices, through the same widgets a user would click."""
-    panel = window.layers_panel
-    if args.layers is not None:
-        shown = set(args.layers.split(","))
-        for name in LAYERS:
-            panel.boxes[name].setChecked(name in shown)
-    if args.outline:
-        panel.boxes["outline"].setChecked(True)
+    """Command-line layer choices, for both kinds of image, and the threshold of the first model."""
+    session = window.session
+    for kind in session.layer_sets:
+        if args.layers is not None:
+            shown = set(args.layers.split(","))
+            for name in LAYERS:
+                session.set_layer(name, name in shown, kind)
+        if args.outline:
+            session.set_layer("outline", True, kind)
     if args.threshold is not None:
-        panel.set_threshold(args.threshold)
+        session.set_threshold(session.model_key, args.threshold)
 
 
 def run(args) -> int:
@@ -78,39 +78,53 @@ def run(args) -> int:
     window = build_window(args.paths, args.model, args.compare, args.models_dir, settings=settings,
                           background_scoring=snapshot is None)
     apply_view_options(window, args)
-    if args.compare:
-        window.resize(1800, 900)  # two views side by side need the room
-    window.show()
     paths = args.paths or [str(sample_dir())]
+    if snapshot is not None:
+        return _snapshot(app, window, paths, snapshot, args.snapshot_scale)
+    window.show()
     # Open after the first paint, so the window shows before any file is read.
     QTimer.singleShot(0, lambda: window.open_paths(paths))
-    if snapshot is None:
-        return app.exec()
+    return app.exec()
 
+
+def _snapshot(app, window: MainWindow, paths, out: Path, scale: float) -> int:
+    """Open, wait for the first image's results, write the figure, exit; at once if nothing opens."""
+    from .snapshot import render_figure
+
+    window.open_paths(paths)
+    session = window.session
+    if not session.entries:
+        reasons = "; ".join(f"{f.path.name}: {f.reason.removeprefix(f.path.name + ': ')}"
+                            for f in session.open_failures) or "no image given"
+        print(f"paipviewer: nothing to snapshot: {reasons}", file=sys.stderr)
+        return 2
+    if not session.model_key:
+        print("paipviewer: no usable model to run", file=sys.stderr)
+        return 2
     status = {"code": 1}
 
-    def grab() -> None:
-        if not window.is_idle() or window.current_key is None:
-            return
-        window.current_ready.disconnect(grab)
-        QTimer.singleShot(100, save)  # let the last overlay paint
-
     def save() -> None:
-        tmp = snapshot.with_name(f".{snapshot.stem}.tmp{snapshot.suffix}")
-        if window.grab().save(str(tmp)):
-            os.replace(tmp, snapshot)
-            status["code"] = 0
-            print(f"paipviewer: wrote {snapshot}")
+        entry = session.current()
+        if entry is None or entry.error or not entry.loaded:
+            reason = entry.error if entry is not None else "no image"
+            print(f"paipviewer: cannot snapshot {entry.name if entry else ''}: {reason}", file=sys.stderr)
         else:
-            print(f"paipviewer: could not write {snapshot}", file=sys.stderr)
+            for model, message in entry.failures.items():
+                print(f"paipviewer: {message}", file=sys.stderr)
+            figure = render_figure(session, window.opacity, scale)
+            with atomic_path(out) as tmp:
+                if not figure.save(str(tmp), out.suffix.lstrip(".").upper() or "PNG"):
+                    raise OSError(f"cannot write {out}")
+            status["code"] = 0
+            print(f"paipviewer: wrote {out}")
         window.close()
         app.quit()
 
     def give_up() -> None:
-        print("paipviewer: timed out waiting for inference; writing the window as it is", file=sys.stderr)
+        print("paipviewer: timed out waiting for inference; writing what there is", file=sys.stderr)
         save()
 
-    window.current_ready.connect(grab)
+    window.current_ready.connect(save)
     QTimer.singleShot(SNAPSHOT_TIMEOUT_MS, give_up)
     app.exec()
     return status["code"]

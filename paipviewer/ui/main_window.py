@@ -1,165 +1,266 @@
-"""The main window: image list, one or two linked views, side panel, status bar.
-
-It renders the Qt-free :class:`Session` and sends work to the thread pool. Every task is tagged
-with (slot, image key, model key, generation); only a result whose tag is the slot's current
-one is drawn, so a late result can never land on an image the user has already left.
-"""
+"""The main window: layout and wiring. The state lives in :class:`Session`, the work in the
+:class:`Scheduler`; every view refreshes from the session's announcements."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import qtawesome as qta
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QProgressBar, QPushButton, QScrollArea,
-                               QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
+                               QScrollArea, QSplitter, QToolButton)
 
-from paipviewer.core.imageio import IMAGE_SUFFIXES, ImageReadError, read_mask
-from paipviewer.core.modelfile import DEFAULT_THRESHOLD, ModelFileError
+from paipviewer.core.imageio import IMAGE_SUFFIXES
+from paipviewer.viewer import describe
+from paipviewer.viewer import events as ev
+from paipviewer.viewer.catalog import ModelCatalog
+from paipviewer.viewer.jobs import ModelCache
+from paipviewer.viewer.layers import KINDS, compose, legend, probability_rgba
+from paipviewer.viewer.session import Session
 
-from . import worker
-from .catalog import ModelCatalog
+from .card_dialog import CardDialog
 from .image_list import ImageList
 from .image_view import ImageView
 from .layers_panel import LayersPanel
 from .menus import build_menus
 from .metrics_panel import MetricsPanel
 from .model_panel import ModelPanel
-from .overlay_colors import compose
-from .session import ImageEntry, OpenFailure, Session
+from .notifications_panel import NotificationsPanel
 from .settings import Settings
 from .shortcuts import ShortcutsDialog
+from .tasks import Scheduler
 
-IMAGE_SLOTS = ("load", "primary", "compare")  # work on the current image, replaced when it changes
-FOREGROUND = IMAGE_SLOTS + ("probe",)         # work the user is waiting for
+ROWS_DELAY_MS = 60  # list rows and the summary follow a dragged threshold once it rests
+
+
+def _scrolled(widget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.NoFrame)
+    return area
 
 
 class MainWindow(QMainWindow):
-    current_ready = Signal()      # the current image is drawn with every result it is waiting for
+    current_ready = Signal()      # the current image shows every result it was waiting for
     opened = Signal(int, int)     # images added, failures
 
     def __init__(self, settings: Settings | None = None, models_dirs=(), background_scoring: bool = True,
-                 cache: worker.ModelCache | None = None) -> None:
+                 cache: ModelCache | None = None) -> None:
         super().__init__()
         self.setWindowTitle("PAIP Viewer")
         self.setWindowIcon(qta.icon("mdi6.microscope"))
+        self.setDockOptions(QMainWindow.AnimatedDocks | QMainWindow.AllowTabbedDocks)
         self.settings = settings or Settings()
-        self.session = Session()
-        self.catalog = ModelCatalog()
-        self.cache = cache or worker.ModelCache()
-        self.pool = worker.make_pool(2)
-        self.background_scoring = background_scoring
-        self.tasks: dict[str, worker.Task] = {}
-        self._previous_model = ""  # where to go back to if the chosen model turns out to be broken
-        self._generation = 0
-        self._closed = False
-        self.current_key: str | None = None
-        self.model_key = ""
-        self.compare_key = ""
-        self.layers = self.settings.layers
-        self.opacity = self.settings.opacity
-
+        catalog = ModelCatalog()
         for folder in models_dirs:
-            self.catalog.scan(Path(folder))
+            catalog.scan(Path(folder))
         for f in self.settings.model_files:
             if Path(f).is_file():
-                self.catalog.add(Path(f))
+                catalog.add(Path(f))
+        self.session = Session(catalog, background=background_scoring)
+        for kind in KINDS:
+            self.session.layer_sets[kind] = self.settings.layer_set(kind)
+        self.scheduler = Scheduler(self.session, cache)
+        self.opacity = self.settings.opacity
+        self._probability_cache: tuple | None = None
+        self._rows_timer = QTimer(self, singleShot=True, interval=ROWS_DELAY_MS)
+        self._rows_timer.timeout.connect(self._refresh_rows_and_summary)
+        self._rows_stale = False  # every row must follow a threshold or model change, not only one image's
 
         self._build_ui()
         self.actions = build_menus(self)
+        self._wire()
+        self._on_layers()
         self.setAcceptDrops(True)
-        self.resize(1400, 860)
+        self._restore_geometry()
 
     # ---------------------------------------------------------------- building
     def _build_ui(self) -> None:
-        self.image_list = ImageList()
-        self.image_list.key_selected.connect(self._list_selection)
-
         self.view = ImageView("")
         self.compare_view = ImageView("")
         self.compare_view.hide()
         for v in (self.view, self.compare_view):
             v.set_opacity(self.opacity)
-        self.views = views = QSplitter(Qt.Horizontal)
-        views.addWidget(self.view)
-        views.addWidget(self.compare_view)
+        self.views = QSplitter(Qt.Horizontal)
+        self.views.setChildrenCollapsible(False)
+        self.views.addWidget(self.view)
+        self.views.addWidget(self.compare_view)
+        self.views.setStretchFactor(0, 1)
+        self.views.setStretchFactor(1, 1)
+        self.setCentralWidget(self.views)
 
-        self.model_panel = ModelPanel(self.catalog)
-        self.model_panel.model_changed.connect(self.set_model)
-        self.model_panel.compare_changed.connect(self.set_compare)
-        self.layers_panel = LayersPanel(self.layers, self.opacity)
-        self.layers_panel.layers_changed.connect(self._layers_changed)
-        self.layers_panel.opacity_changed.connect(self.set_opacity)
-        self.layers_panel.threshold_changed.connect(self.set_threshold)
+        self.image_list = ImageList()
+        self.model_panel = ModelPanel(self.session.catalog)
+        self.layers_panel = LayersPanel(self.opacity)
         self.metrics_panel = MetricsPanel()
-        side = QWidget()
-        col = QVBoxLayout(side)
-        for w in (self.model_panel, self.layers_panel, self.metrics_panel):
-            col.addWidget(w)
-        scroll = QScrollArea()
-        scroll.setWidget(side)
-        scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(340)
-
-        split = QSplitter(Qt.Horizontal)
-        split.addWidget(self.image_list)
-        split.addWidget(views)
-        split.addWidget(scroll)
-        split.setStretchFactor(1, 1)
-        split.setSizes([300, 760, 340])
-        self.setCentralWidget(split)
+        self.notifications = NotificationsPanel()
+        self.docks = {}
+        for name, title, widget, area in (
+                ("images", "Images", self.image_list, Qt.LeftDockWidgetArea),
+                ("problems", "Problems", self.notifications, Qt.BottomDockWidgetArea),
+                ("layers", "Layers", _scrolled(self.layers_panel), Qt.RightDockWidgetArea),
+                ("metrics", "Metrics", _scrolled(self.metrics_panel), Qt.RightDockWidgetArea),
+                ("model", "Models", _scrolled(self.model_panel.details), Qt.RightDockWidgetArea)):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"dock_{name}")
+            dock.setWidget(widget)
+            self.addDockWidget(area, dock)
+            self.docks[name] = dock
+        # The model details share the metrics' place: a laptop's 768 pixels hold layers and metrics whole.
+        self.tabifyDockWidget(self.docks["metrics"], self.docks["model"])
+        self.docks["metrics"].raise_()
+        self.resizeDocks([self.docks["images"], self.docks["layers"]], [300, 340], Qt.Horizontal)
+        self.resizeDocks([self.docks["layers"], self.docks["metrics"]], [220, 460], Qt.Vertical)
+        self.resizeDocks([self.docks["problems"]], [130], Qt.Vertical)
+        self.docks["problems"].hide()  # until there is a problem: then it shows itself (see _on_notice)
+        self._problems_shown = False
 
         bar = self.statusBar()
         self.status = QLabel("Ready")
+        self.summary_label = QLabel()
+        self.cursor_label = QLabel()
+        self.zoom_label = QLabel()
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(220)
+        self.progress.setMaximumWidth(160)
         self.progress.hide()
-        self.cancel_button = QPushButton(qta.icon("mdi6.stop-circle-outline"), "Cancel")
-        self.cancel_button.clicked.connect(self.cancel)
-        self.cancel_button.hide()
+        self.stop_button = QPushButton(qta.icon("mdi6.stop-circle-outline"), "Stop")
+        self.stop_button.setToolTip("Stop this image and background scoring (Esc)")
+        self.stop_button.clicked.connect(self.cancel)
+        self.stop_button.hide()
+        self.problems_button = QToolButton()
+        self.problems_button.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        self.problems_button.setText("No problems")
+        self.problems_button.clicked.connect(lambda: self.docks["problems"].show())
         bar.addWidget(self.status, 1)
-        bar.addPermanentWidget(self.progress)
-        bar.addPermanentWidget(self.cancel_button)
+        bar.addWidget(self.summary_label, 2)
+        for w in (self.cursor_label, self.zoom_label, self.progress, self.stop_button, self.problems_button):
+            bar.addPermanentWidget(w)
 
-    # ---------------------------------------------------------------- opening
+    def _wire(self) -> None:
+        s = self.session
+        s.events.connect(ev.IMAGES, self._on_images)
+        s.events.connect(ev.CURRENT, self._on_current)
+        s.events.connect(ev.ENTRY, self._on_entry)
+        s.events.connect(ev.MODELS, self._on_models)
+        s.events.connect(ev.THRESHOLD, self._on_threshold)
+        s.events.connect(ev.LAYERS, self._on_layers)
+        s.events.connect(ev.RUNNING, lambda: (self.render(), self._show_status()))
+        s.events.connect(ev.NOTICE, self._on_notice)
+        self.scheduler.busy_changed.connect(self._show_status)
+        self.scheduler.progress.connect(self._on_progress)
+        self.scheduler.idle.connect(self._check_ready)
+        self.image_list.key_selected.connect(self.select)
+        self.model_panel.model_changed.connect(self.set_model)
+        self.model_panel.compare_changed.connect(self.set_compare)
+        self.layers_panel.layer_toggled.connect(lambda name, on: s.set_layer(name, on))
+        self.layers_panel.opacity_changed.connect(self.set_opacity)
+        self.layers_panel.threshold_changed.connect(lambda value: s.set_threshold(s.model_key, value))
+        for view in (self.view, self.compare_view):
+            view.hovered.connect(self._show_cursor)
+            view.left.connect(lambda: self.cursor_label.setText(""))
+        self.view.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{100 * z:.0f}%" if z else ""))
+
+    def _restore_geometry(self) -> None:
+        """Last session's size and docks; else most of the screen, so any laptop fits the window."""
+        geometry, state = self.settings.geometry, self.settings.window_state
+        if geometry is not None and self.restoreGeometry(geometry):
+            if state is not None:
+                self.restoreState(state)
+            return
+        screen = QGuiApplication.primaryScreen()
+        if screen is not None:
+            free = screen.availableGeometry()
+            self.resize(int(free.width() * 0.9), int(free.height() * 0.9))
+
+    # ---------------------------------------------------------------- the state's names, for callers
+    @property
+    def model_key(self) -> str:
+        return self.session.model_key
+
+    @property
+    def compare_key(self) -> str:
+        return self.session.compare_key
+
+    @property
+    def current_key(self) -> str | None:
+        return self.session.current_key
+
+    def current_entry(self):
+        return self.session.current()
+
+    def is_idle(self) -> bool:
+        return not self.scheduler.current_busy()
+
+    # ---------------------------------------------------------------- actions
     def open_paths(self, paths) -> None:
-        added, models, failures = self.session.add([Path(p) for p in paths])
-        chosen = ""
-        for path in models:
-            info = self.catalog.add(path)
-            if info.card is not None:
-                chosen = info.key
-            else:
-                failures.append(OpenFailure(path, info.error))
-        if models:
-            self.model_panel.refresh(self.model_key, self.compare_key)
-        if chosen:
-            # An opened model is the one the user wants to see run, once it is known to load:
-            # a broken file is listed with its reason and the working model stays selected.
-            self._submit("probe", "", chosen, worker.probe_model, self.cache, chosen)
-        for entry in added:
-            self.image_list.add_entry(entry)
-        for failure in failures:
-            self.image_list.add_failure(failure)
-        if added:
-            self.settings.last_folder = str(Path(added[0].path).parent)
-        text = f"Opened {len(added)} image(s)"
-        if models:
-            text += f", {len(models)} model file(s)"
-        if failures:
-            text += f"; {len(failures)} could not be opened: " + "; ".join(
-                f"{f.path.name}: {f.reason}" for f in failures[:3])
-        self.show_status(text)
-        if added:
-            self.select(added[0].key)
-        self.opened.emit(len(added), len(failures))
+        opened = self.session.add([Path(p) for p in paths])
+        if opened.images:
+            self.settings.last_folder = str(Path(opened.images[0].path).parent)
+        for key in opened.needs_card:
+            self.ask_for_card(key)
+        self.opened.emit(len(opened.images), len(opened.failures))
 
-    def _update_item(self, entry: ImageEntry) -> None:
-        scores = []
-        for key in (self.model_key, self.compare_key):
-            c = self.session.confusion(entry, key) if key else None
-            if c is not None:
-                scores.append(f"J {c.jaccard:.3f}  D {c.dice:.3f}")
-        self.image_list.update_entry(entry, scores)
+    def ask_for_card(self, key: str) -> None:
+        dialog = CardDialog(Path(key), self)
+        if dialog.exec():
+            self.session.provide_card(key, dialog.card(), dialog.save.isChecked())
+
+    def select(self, key: str) -> None:
+        self.session.select(key)
+
+    def step(self, delta: int) -> None:
+        self.session.step(delta)
+
+    def run_again(self) -> None:
+        """R: run the current image again after a stop (and background scoring with it)."""
+        if self.session.current_key:
+            self.session.select(self.session.current_key)
+        else:
+            self.session.resume()
+
+    def cancel(self) -> None:
+        """Esc: stop the current image and background scoring until the user asks again."""
+        self.session.stop()
+
+    def set_model(self, key: str) -> None:
+        info = self.session.catalog.find(key)
+        if info is not None and info.needs_card:
+            self.ask_for_card(key)
+            self.model_panel.refresh(self.session.model_key, self.session.compare_key)
+            return
+        self.session.set_model(key)
+
+    def set_compare(self, key: str) -> None:
+        self.session.set_compare(key)
+
+    def set_truth(self, entry, path: Path) -> str | None:
+        """Pair the image with a mask; returns why not (also listed as a problem), or None."""
+        return self.session.set_truth(entry.key, Path(path))
+
+    def set_opacity(self, value: float) -> None:
+        self.opacity = value
+        self.settings.opacity = value
+        for v in (self.view, self.compare_view):
+            v.set_opacity(value)
+
+    def _share_views(self) -> None:
+        """Side by side, each view gets half: linked views of one size show the same pixels."""
+        if self.compare_view.isVisible():
+            total = sum(self.views.sizes())
+            self.views.setSizes([total // 2, total - total // 2])
+        self.fit()
+
+    def fit(self) -> None:
+        self.view.fit()
+        if self.session.compare_key:
+            self.compare_view.fit()
+
+    def zoom_100(self) -> None:
+        self.view.zoom_to(1.0)
+
+    def show_shortcuts(self) -> None:
+        ShortcutsDialog(self).exec()
 
     def open_files_dialog(self) -> None:
         pattern = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
@@ -186,20 +287,9 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, f"Ground truth of {entry.name}", str(entry.path.parent),
                                               "Masks (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ")")
         if path:
-            self.set_truth(entry, Path(path))
-
-    def set_truth(self, entry: ImageEntry, path: Path) -> bool:
-        """Pair an image with a mask chosen by hand; a wrong mask is refused with the reason."""
-        try:
-            entry.truth = read_mask(path, entry.image.shape[:2])
-        except ImageReadError as exc:
-            self.show_status(f"Ground truth not used: {exc}")
-            return False
-        entry.mask_path, entry.mask_error = path, None
-        self._update_item(entry)
-        self.render()
-        self._show_metrics()
-        return True
+            reason = self.set_truth(entry, Path(path))
+            if reason is not None:
+                QMessageBox.warning(self, "Ground truth not used", reason)  # the user's own action: say it now
 
     # ---------------------------------------------------------------- drag and drop
     def dragEnterEvent(self, event) -> None:
@@ -212,372 +302,212 @@ class MainWindow(QMainWindow):
         urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
         paths = [u.toLocalFile() for u in urls if u.isLocalFile()]
         if not paths:
-            self.show_status("Nothing to open: drop image files, folders of images or .keras model files.")
+            self.session.notify("", "Nothing to open: drop image files, folders of images or .keras model files.")
             event.ignore()
             return
         event.acceptProposedAction()
         self.open_paths(paths)
 
-    # ---------------------------------------------------------------- navigation
-    def current_entry(self) -> ImageEntry | None:
-        return self.session.find(self.current_key) if self.current_key else None
+    # ---------------------------------------------------------------- the state's announcements
+    def _on_images(self) -> None:
+        listed = {self.image_list.item(i).data(Qt.UserRole) for i in range(self.image_list.count())}
+        for entry in self.session.entries:
+            if entry.key not in listed:
+                self.image_list.add_entry(entry)
+                self._update_row(entry)
+        shown = getattr(self, "_failures_listed", 0)
+        for failure in self.session.open_failures[shown:]:
+            self.image_list.add_failure(failure)
+        self._failures_listed = len(self.session.open_failures)
+        self._refresh_rows_and_summary()
 
-    def _list_selection(self, key: str) -> None:
-        if key != self.current_key:
-            self.select(key)
+    def _on_current(self) -> None:
+        entry = self.session.current()
+        if entry is None:
+            return
+        self.image_list.show_current(entry.key)
+        self.setWindowTitle(f"PAIP Viewer — {entry.name}")
+        self._show_entry_pixels(entry)
+        self._on_layers()
 
-    def select(self, key: str) -> None:
+    def _show_entry_pixels(self, entry) -> None:
+        for v in (self.view, self.compare_view):
+            v.set_image(entry.image)
+        self._probability_cache = None
+
+    def _on_entry(self, key: str) -> None:
         entry = self.session.find(key)
         if entry is None:
             return
-        self.current_key = key
-        self.image_list.show_current(key)
-        self._cancel(IMAGE_SLOTS + ("background",))
-        self.view.set_image(entry.image)
-        self.compare_view.set_image(entry.image)
-        self.setWindowTitle(f"PAIP Viewer — {entry.name}")
-        self.view.set_title(entry.name)
-        self.compare_view.set_title(entry.name)
-        if entry.error:
-            self._show_error(entry.error)
-            return
-        self.view.show_message("")
-        if entry.loaded:
-            self._request_current()
-        else:
-            self._submit("load", key, "", worker.load_image, entry.path, entry.mask_path)
-        self._show_metrics()
-
-    def step(self, delta: int) -> None:
-        keys = [e.key for e in self.session.entries]
-        if not keys:
-            return
-        index = keys.index(self.current_key) if self.current_key in keys else -1
-        self.select(keys[(index + delta) % len(keys)])
-
-    # ---------------------------------------------------------------- models
-    def set_model(self, key: str) -> None:
-        if key == self.model_key:
-            return
-        if self.model_key:
-            self._previous_model = self.model_key
-        self.model_key = key
-        self.settings.model = key
-        self.adopt_threshold(key)
-        self._cancel(("primary", "background"))
-        self._refresh_all_items()
-        self._request_current()
-
-    def set_compare(self, key: str) -> None:
-        if key == self.compare_key:
-            return
-        self.compare_key = key
-        self._start_at_card_threshold(key)
-        self._cancel(("compare", "background"))
-        self.compare_view.setVisible(bool(key))
-        if key:
-            half = max(self.views.width() // 2, 100)
-            self.views.setSizes([half, half])
-        QTimer.singleShot(50, self.fit)  # after the splitter has laid the views out
-        if key:
-            self.compare_view.link_to(self.view)
-            self.compare_view.set_image(self.current_entry().image if self.current_entry() else None)
-        else:
-            self.compare_view.unlink()
-        self.metrics_panel.set_columns(2 if key else 1)
-        self._refresh_all_items()
-        self._request_current()
-
-    # ---------------------------------------------------------------- work
-    def _submit(self, slot: str, image_key: str, model_key: str, fn, *args) -> worker.Task | None:
-        """Start a task in ``slot``, cancelling the one it replaces."""
-        self._cancel((slot,))
-        if self._closed:  # late signals after closing start nothing
-            return None
-        self._generation += 1
-        task = worker.Task(fn, *args, tag=(slot, image_key, model_key, self._generation))
-        task.signals.result.connect(lambda value, t=task: self._on_result(t, value))
-        task.signals.error.connect(lambda message, t=task: self._on_error(t, message))
-        task.signals.finished.connect(lambda t=task: self._on_finished(t))
-        if slot != "background":
-            task.signals.progress.connect(self._on_progress)
-        self.tasks[slot] = task
-        self.pool.start(task)
-        self._update_busy()
-        return task
-
-    def accepts(self, task: worker.Task) -> bool:
-        """Whether a task's result may be drawn: it is still the current task of its slot."""
-        return self.tasks.get(task.tag[0]) is task and not task.is_cancelled
-
-    def _cancel(self, slots) -> None:
-        for slot in slots:
-            task = self.tasks.pop(slot, None)
-            if task is not None:
-                task.cancel()
-        self._update_busy()
-
-    def cancel(self) -> None:
-        running = [s for s in self.tasks if s != "background"]
-        self._cancel(tuple(self.tasks))
-        if running:
-            self.show_status("Cancelled")
-            self.view.show_message("Cancelled — select the image again to run the model")
-
-    def _request_current(self) -> None:
-        entry = self.current_entry()
-        if entry is None or not entry.loaded:
-            return
-        if not self.model_key:
-            self._show_error("No model: add a .keras model file (File > Add model file…)")
-        for slot, model in (("primary", self.model_key), ("compare", self.compare_key)):
-            if model and model not in entry.results and self.catalog.find(model) and self.catalog.find(model).card:
-                self._submit(slot, entry.key, model, worker.run_model, self.cache, model, entry.image)
-        self.render()
-        self._check_ready()
-
-    def _on_result(self, task: worker.Task, value) -> None:
-        slot, image_key, model_key, _ = task.tag
-        if slot == "probe":
-            self._on_model_ready(task, model_key)
-            return
-        entry = self.session.find(image_key)
-        if entry is None:
-            return
-        # A finished result is true of its own image and model, so it is kept even when stale;
-        # it is only drawn if the task is still the current one.
-        if slot == "load":
-            entry.image, entry.truth, entry.mask_error = value
-        elif slot == "background":
-            if not entry.loaded:
-                entry.image, entry.truth, entry.mask_error = value["image"], value["truth"], value["mask_error"]
-            entry.results[model_key] = value["result"]
-        else:
-            entry.results[model_key] = value
-        self._update_item(entry)
-        self._show_summary()
-        if not self.accepts(task):
-            return
-        self.tasks.pop(slot, None)
-        if slot == "load":
-            self.view.set_image(entry.image)
-            self.compare_view.set_image(entry.image)
-            if entry.mask_error:
-                self.show_status(f"Ground truth not used: {entry.mask_error}")
-            self._request_current()
-        elif slot in ("primary", "compare"):
-            self.render()
-            self._show_metrics()
-            self._update_busy()
-            if self.is_idle():
-                t = value.prediction.timing
-                self.show_status(f"{entry.name}: done in {t['total'] + t['model_load']:.2f} s "
-                                 f"(model load {t['model_load']:.2f} s)")
+        self._update_row(entry)
+        if key == self.session.current_key:
+            if entry.loaded and self.view.image_shape != entry.image.shape[:2]:
+                self._show_entry_pixels(entry)
+            self._on_layers()
             self._check_ready()
+        self._show_summary()
 
-    def _on_model_ready(self, task: worker.Task, key: str) -> None:
-        if not self.accepts(task):
-            return
-        self.tasks.pop("probe", None)
-        self.settings.model_files = self.settings.model_files + [key]
-        self.model_panel.refresh(key, self.compare_key)
-        self.set_model(key)
+    def _on_models(self) -> None:
+        s = self.session
+        self.settings.model = s.model_key
+        self.model_panel.refresh(s.model_key, s.compare_key)
+        self.layers_panel.show_threshold(s.threshold(s.model_key))
+        comparing = bool(s.compare_key)
+        if comparing != self.compare_view.isVisible():
+            self.compare_view.setVisible(comparing)
+            self.metrics_panel.set_columns(2 if comparing else 1)
+            if comparing:
+                self.compare_view.link_to(self.view)
+                entry = s.current()
+                self.compare_view.set_image(entry.image if entry else None)
+            else:
+                self.compare_view.unlink()
+            QTimer.singleShot(0, self._share_views)  # once the splitter has laid the new view out
+        self._probability_cache = None
+        self.render()
+        self._rows_stale = True
+        self._refresh_rows_and_summary()
+        self._show_status()
 
-    def _on_error(self, task: worker.Task, exc: Exception) -> None:
-        """Report a failure against what failed, and let the rest of the work go on."""
-        slot, image_key, model_key, _ = task.tag
-        message = worker.message(exc)
-        entry = self.session.find(image_key)
-        current = self.accepts(task)
-        if current:
-            self.tasks.pop(slot, None)
-        if isinstance(exc, ModelFileError) and model_key:
-            self.show_status(self._model_failed(model_key, message))
-            if current:
-                self._check_ready(failed=True)
-            return
-        if entry is not None and (slot == "load" or isinstance(exc, ImageReadError)):
-            entry.error = message
-            self._update_item(entry)
-        elif entry is not None and model_key:
-            entry.failures[model_key] = message  # this model on this image; other images go on
-        if current and slot != "background":
-            self._show_error(message)
-            self._check_ready(failed=True)
-        else:
-            self.show_status(message)
+    def _on_threshold(self, model: str) -> None:
+        # The visible image and the summary at once (both from level counts); every row once the
+        # slider rests, since a long list costs more than a tick may.
+        if model == self.session.model_key:
+            self.layers_panel.show_threshold(self.session.threshold(model))
+        self.render()
+        self._show_summary()
+        self._rows_later()
 
-    def _model_failed(self, key: str, message: str) -> str:
-        """A model that cannot load is listed with its reason and never retried; a broken primary
-        model hands over to the one used before it (or the default), so scoring goes on.
-        Returns what to tell the user."""
-        info = self.catalog.find(key)
-        if info is not None:
-            info.card, info.error = None, message
-        told = f"Model not usable: {message}"
-        if key == self.compare_key:
-            self.set_compare("")
-        if key == self.model_key:
-            back = self.catalog.find(self._previous_model)
-            back = back if back is not None and back.card is not None else self.catalog.default()
-            self.model_key = ""  # so that set_model runs even when going back to the same key
-            if back is not None:
-                self.set_model(back.key)
-                told += f"; using {back.card.label} instead"
-        self.model_panel.refresh(self.model_key, self.compare_key)
-        return told
+    def _on_layers(self) -> None:
+        entry = self.session.current()
+        layers = self.session.layers(entry)
+        for kind in KINDS:
+            self.settings.set_layer_set(kind, self.session.layer_sets[kind])
+        self.layers_panel.show_layers(layers, entry.kind if entry else "plain")
+        self.render()
 
-    def _on_finished(self, task: worker.Task) -> None:
-        if self.tasks.get(task.tag[0]) is task and task.is_cancelled:
-            self.tasks.pop(task.tag[0], None)
-        self._update_busy()
-        if not any(s in self.tasks for s in FOREGROUND):
-            self._schedule_background()
+    def _on_notice(self, notice) -> None:
+        self.notifications.add(notice)
+        if not self._problems_shown:  # once per session: after that the user decides where it lives
+            self._problems_shown = True
+            self.docks["problems"].show()
+        count = len(self.session.notices)
+        self.problems_button.setText(f"{count} problem{'s' if count != 1 else ''}")
+        self.problems_button.setIcon(qta.icon("mdi6.alert-circle", color="#d55e00"))
+        self.status.setText(f"{notice.source + ': ' if notice.source else ''}{notice.message}")
+
+    # ---------------------------------------------------------------- drawing
+    def render(self) -> None:
+        """The current image's overlays, titles, messages, legend and metrics, from the state."""
+        s = self.session
+        entry = s.current()
+        side_by_side = bool(s.compare_key)
+        pairs = [(self.view, s.model_key, s.compare_key)]
+        if side_by_side:
+            pairs.append((self.compare_view, s.compare_key, s.model_key))
+        layers = s.layers(entry)
+        for view, model, other in pairs:
+            view.set_title(describe.view_title(s, entry, model, side_by_side))
+            if entry is None or not entry.loaded:
+                view.set_overlay(None)
+                view.set_probability(None)
+                view.show_message(self._message(entry, model))
+                continue
+            pred = s.mask(entry, model)
+            other_mask = s.mask(entry, other) if other else None
+            view.set_overlay(compose(entry.image.shape[:2], layers, pred, entry.truth, other_mask))
+            view.set_probability(self._probability(entry, model) if layers.probability else None)
+            view.show_message(self._message(entry, model))
+        has = {"pred": entry is not None and s.model_key in entry.results,
+               "truth": entry is not None and entry.truth is not None, "other": side_by_side}
+        self.layers_panel.show_legend(legend(layers, has), layers.probability and has["pred"])
+        for column, model in enumerate((s.model_key, s.compare_key)):
+            self.metrics_panel.show_column(column, s.label(model), describe.metric_column(s, entry, model))
+
+    def _probability(self, entry, model: str):
+        result = entry.results.get(model)
+        if result is None:
+            return None
+        key = (entry.key, model, id(result))
+        if self._probability_cache is None or self._probability_cache[0] != key:
+            self._probability_cache = (key, probability_rgba(result.levels))
+        return self._probability_cache[1]
+
+    def _message(self, entry, model: str) -> str:
+        s = self.session
+        if not model:
+            return "No model: add a .keras model file (File > Add model file…)" if entry is not None else ""
+        if entry is None:
+            return ""
+        if entry.error:
+            return f"{entry.name}: {entry.error}"
+        if model in entry.failures:
+            return entry.failures[model]
+        if model not in entry.results and s.stopped:
+            return "Stopped — select the image or press R to run the model"
+        return ""
+
+    def _update_row(self, entry) -> None:
+        self.image_list.update_entry(entry.key, describe.row_lines(self.session, entry), describe.row_tooltip(entry),
+                                     failed=entry.error is not None)
+
+    def _rows_later(self) -> None:
+        self._rows_stale = True
+        self._rows_timer.start()
+
+    def _refresh_rows_and_summary(self) -> None:
+        if self._rows_stale:
+            self._rows_stale = False
+            for entry in self.session.entries:
+                self._update_row(entry)
+        self._show_summary()
+
+    def _show_summary(self) -> None:
+        lines = describe.summary_lines(self.session)
+        self.metrics_panel.show_summary(lines)
+        self.summary_label.setText(lines[0] if lines else "")
+        self.summary_label.setToolTip("\n".join(lines))
+
+    def _show_status(self) -> None:
+        running = self.scheduler.jobs()
+        busy = self.scheduler.current_busy()
+        self.progress.setVisible(busy)
+        self.stop_button.setVisible(busy or any(j.slot == "background" for j in running))
+        if busy:
+            self.progress.setRange(0, 0)
+        self.status.setText(describe.status_text(self.session, running))
 
     def _on_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
 
-    def _update_busy(self) -> None:
-        busy = [s for s in self.tasks if s in FOREGROUND]
-        self.progress.setVisible(bool(busy))
-        self.cancel_button.setVisible(bool(busy))
-        if busy:
-            self.progress.setRange(0, 0)
-            names = [self.catalog.find(self.tasks[s].tag[2]) for s in busy if self.tasks[s].tag[2]]
-            self.status.setText("Running " + ", ".join(n.card.label for n in names if n and n.card)
-                                if names else "Loading image…")
-        elif "background" in self.tasks:
-            model = self.tasks["background"].tag[2]
-            done = sum(1 for e in self.session.entries if model in e.results)
-            self.status.setText(f"Scoring all images in the background: {done}/{len(self.session.entries)}")
-
-    def _schedule_background(self) -> None:
-        if self._closed or not self.background_scoring or "background" in self.tasks:
-            return
-        start = max(self.session.index_of(self.current_key or ""), 0)
-        for model in (self.model_key, self.compare_key):
-            info = self.catalog.find(model)
-            if not model or info is None or info.card is None:
-                continue
-            entry = self.session.next_unscored(model, after=start)
-            if entry is not None:
-                self._submit("background", entry.key, model, worker.load_and_run, self.cache, model,
-                             (entry.path, entry.mask_path), entry.image)
-                return
-        self.show_status(self._summary_line())
-
-    def _check_ready(self, failed: bool = False) -> None:
-        if failed or not any(s in self.tasks for s in FOREGROUND):
-            self.current_ready.emit()
-
-    def is_idle(self) -> bool:
-        return not any(s in self.tasks for s in FOREGROUND)
-
-    # ---------------------------------------------------------------- drawing
-    def render(self) -> None:
-        entry = self.current_entry()
+    def _show_cursor(self, x: int, y: int) -> None:
+        s = self.session
+        entry = s.current()
         if entry is None or not entry.loaded:
             return
-        shape = entry.image.shape[:2]
-        pred_a = self.session.mask(entry, self.model_key) if self.model_key else None
-        pred_b = self.session.mask(entry, self.compare_key) if self.compare_key else None
-        prob_a = entry.results[self.model_key].prediction.probability if pred_a is not None else None
-        self.view.set_overlay(compose(shape, self.layers, pred_a, entry.truth, prob_a, pred_b))
-        self.view.set_title(self._view_title(self.model_key, entry))
-        if self.compare_key:
-            prob_b = entry.results[self.compare_key].prediction.probability if pred_b is not None else None
-            self.compare_view.set_overlay(compose(shape, self.layers, pred_b, entry.truth, prob_b, pred_a))
-            self.compare_view.set_title(self._view_title(self.compare_key, entry))
+        parts = [f"x {x}, y {y}"]
+        for model in (s.model_key, s.compare_key):
+            result = entry.results.get(model) if model else None
+            if result is not None:
+                parts.append(f"p {result.prediction.probability[y, x]:.2f} ({s.label(model)})")
+        self.cursor_label.setText("  ".join(parts))
 
-    def _view_title(self, model: str, entry: ImageEntry) -> str:
-        info = self.catalog.find(model)
-        label = info.card.label if info and info.card else "no model"
-        c = self.session.confusion(entry, model)
-        name = "" if self.compare_key else f" — {entry.name}"  # two titles side by side must stay short
-        return f"{label}{name}" + (f" — Jaccard {c.jaccard:.3f}, Dice {c.dice:.3f}" if c else "")
-
-    def _show_error(self, message: str) -> None:
-        self.view.show_message(message)
-        self.show_status(message)
-
-    def _show_metrics(self) -> None:
-        entry = self.current_entry()
-        for column, model in enumerate((self.model_key, self.compare_key)):
-            info = self.catalog.find(model)
-            result = entry.results.get(model) if entry and model else None
-            title = info.card.label if info and info.card else ""
-            note = "no ground truth" if entry is not None and entry.loaded and entry.truth is None else ""
-            self.metrics_panel.show_column(column, title, self.session.confusion(entry, model) if result else None,
-                                           result.prediction.timing if result else None, note)
-        self._show_summary()
-
-    def _summary_line(self) -> str:
-        parts = []
-        usable = sum(1 for e in self.session.entries if e.error is None)
-        for model in (self.model_key, self.compare_key):
-            info = self.catalog.find(model)
-            s = self.session.summary(model) if model else None
-            if s and info and info.card:
-                parts.append(f"{info.card.label}: mean per-tile Jaccard {s['mean_jaccard']:.3f} "
-                             f"over {s['images']}/{usable} images "
-                             f"(pooled {s['pooled_jaccard']:.3f}, mean Dice {s['mean_dice']:.3f})")
-        return "; ".join(parts) or "No scores yet"
-
-    def _show_summary(self) -> None:
-        self.metrics_panel.show_summary(["All open images:"] + self._summary_line().split("; "))
-
-    def _refresh_all_items(self) -> None:
-        for entry in self.session.entries:
-            self._update_item(entry)
-        self._show_metrics()
-
-    # ---------------------------------------------------------------- layers
-    def _layers_changed(self) -> None:
-        self.settings.layers = self.layers
-        self.render()
-
-    def set_opacity(self, value: float) -> None:
-        self.opacity = value
-        self.settings.opacity = value
-        for v in (self.view, self.compare_view):
-            v.set_opacity(value)
-
-    def _start_at_card_threshold(self, key: str) -> None:
-        """A model is cut at its card's threshold until the user moves the slider for it."""
-        if key and key not in self.session.thresholds:
-            info = self.catalog.find(key)
-            self.session.thresholds[key] = info.card.threshold if info and info.card else DEFAULT_THRESHOLD
-
-    def adopt_threshold(self, key: str) -> None:
-        """The slider shows (and moves) the primary model's threshold."""
-        self._start_at_card_threshold(key)
-        self.layers_panel.show_threshold(self.session.threshold(key))
-
-    def set_threshold(self, value: float) -> None:
-        """Masks and scores follow the threshold at once: the probability map is kept."""
-        if self.model_key:
-            self.session.thresholds[self.model_key] = value
-        self.render()
-        self._refresh_all_items()
-
-    def fit(self) -> None:
-        self.view.fit()
-        if self.compare_key:
-            self.compare_view.fit()
-
-    def show_shortcuts(self) -> None:
-        ShortcutsDialog(self).exec()
-
-    def show_status(self, text: str) -> None:
-        self.status.setText(text)
+    def _check_ready(self) -> None:
+        """Tell waiting callers (tests, --snapshot) when the current image has all it was waiting for."""
+        entry = self.session.current()
+        if entry is None or not self.is_idle():
+            return
+        waiting = entry.error is None and not self.session.stopped and (not entry.loaded or any(
+            m and self.session.usable(m) and m not in entry.results and m not in entry.failures
+            for m in (self.session.model_key, self.session.compare_key)))
+        if not waiting:
+            self.current_ready.emit()
 
     # ---------------------------------------------------------------- closing
     def closeEvent(self, event) -> None:
-        self._closed = True
-        self._cancel(tuple(self.tasks))
+        self.settings.geometry = self.saveGeometry()
+        self.settings.window_state = self.saveState()
         self.settings.sync()
-        # Cancelled tasks stop at the next batch; only a model still loading can take a few seconds.
-        self.pool.wait(30)
-        self.pool.shutdown()
+        self.scheduler.close(30)
         super().closeEvent(event)

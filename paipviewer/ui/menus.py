@@ -8,11 +8,13 @@ from .shortcuts import SHORTCUTS
 
 ICONS = {"open_files": "mdi6.file-image-outline", "open_folder": "mdi6.folder-open-outline",
          "next_image": "mdi6.chevron-right", "previous_image": "mdi6.chevron-left",
-         "fit": "mdi6.fit-to-screen-outline", "cancel": "mdi6.stop-circle-outline",
+         "fit": "mdi6.fit-to-screen-outline", "zoom_100": "mdi6.magnify-scan", "cancel": "mdi6.stop-circle-outline",
+         "run_again": "mdi6.play-circle-outline", "problems": "mdi6.alert-circle-outline",
          "shortcuts": "mdi6.keyboard-outline"}
-VIEW_MENU = ("next_image", "previous_image", "fit", "toggle_errors", "toggle_prediction", "toggle_truth",
+VIEW_MENU = ("next_image", "previous_image", "fit", "zoom_100", "toggle_errors", "toggle_prediction", "toggle_truth",
              "toggle_probability", "toggle_disagree", "toggle_outline")
-TOOLBAR = ("open_files", "open_folder", "previous_image", "next_image", "fit", "cancel")
+RUN_MENU = ("cancel", "run_again")
+TOOLBAR = ("open_files", "open_folder", "previous_image", "next_image", "fit", "zoom_100", "cancel", "run_again")
 
 
 def build_menus(window) -> dict[str, QAction]:
@@ -23,7 +25,9 @@ def build_menus(window) -> dict[str, QAction]:
         "next_image": lambda: window.step(1), "previous_image": lambda: window.step(-1),
         **{f"toggle_{name}": (lambda *_, n=name: layers.toggle(n))
            for name in ("errors", "prediction", "truth", "probability", "disagree", "outline")},
-        "fit": window.fit, "cancel": window.cancel, "shortcuts": window.show_shortcuts,
+        "fit": window.fit, "zoom_100": window.zoom_100, "cancel": window.cancel, "run_again": window.run_again,
+        "problems": lambda: (window.docks["problems"].show(), window.docks["problems"].raise_()),
+        "shortcuts": window.show_shortcuts,
     }
     actions: dict[str, QAction] = {}
     for s in SHORTCUTS:
@@ -52,6 +56,14 @@ def build_menus(window) -> dict[str, QAction]:
     view_menu = menu.addMenu("&View")
     for name in VIEW_MENU:
         view_menu.addAction(actions[name])
+    view_menu.addSeparator()
+    panels = view_menu.addMenu("Panels")
+    for dock in window.docks.values():
+        panels.addAction(dock.toggleViewAction())
+    panels.addAction(actions["problems"])
+    run_menu = menu.addMenu("&Run")
+    for name in RUN_MENU:
+        run_menu.addAction(actions[name])
     menu.addMenu("&Help").addAction(actions["shortcuts"])
 
     tools = window.addToolBar("Main")
@@ -59,4 +71,6 @@ def build_menus(window) -> dict[str, QAction]:
     for name in TOOLBAR:
         tools.addAction(actions[name])
     tools.addAction(add_model)
+    tools.addSeparator()
+    tools.addWidget(window.model_panel)
     return actions

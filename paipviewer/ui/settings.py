@@ -1,4 +1,4 @@
-"""Persistent preferences: last folder, extra models, chosen models, opacity, layers.
+"""Persistent preferences: last folder, extra models, chosen model, opacity, layers per image kind, window layout.
 
 Read defensively: the file is the user's (hand-edited, half-written by a crash, from another
 version), so a value that does not parse falls back to its default with a warning in the log and
@@ -11,9 +11,9 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QByteArray, QSettings
 
-from .overlay_colors import LayerState
+from paipviewer.viewer.layers import LayerState
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +67,29 @@ class Settings:
     def opacity(self, value: float) -> None:
         self.q.setValue("opacity", float(value))
 
-    @property
-    def layers(self) -> LayerState:
-        return self._get("layers", LayerState(), _layer_state)
+    def layer_set(self, kind: str) -> LayerState:
+        """The layers shown on one kind of image ("annotated" or "plain")."""
+        return self._get(f"layers_{kind}", LayerState.default(kind), _layer_state)
 
-    @layers.setter
-    def layers(self, value: LayerState) -> None:
-        self.q.setValue("layers", json.dumps(asdict(value)))
+    def set_layer_set(self, kind: str, value: LayerState) -> None:
+        self.q.setValue(f"layers_{kind}", json.dumps(asdict(value)))
+
+    @property
+    def geometry(self) -> QByteArray | None:
+        """The window's last geometry and dock layout (Qt's own format; Qt refuses a damaged one)."""
+        return self._get("geometry", None, _bytes)
+
+    @geometry.setter
+    def geometry(self, value: QByteArray) -> None:
+        self.q.setValue("geometry", value)
+
+    @property
+    def window_state(self) -> QByteArray | None:
+        return self._get("window_state", None, _bytes)
+
+    @window_state.setter
+    def window_state(self, value: QByteArray) -> None:
+        self.q.setValue("window_state", value)
 
     def sync(self) -> None:
         self.q.sync()
@@ -98,3 +114,9 @@ def _layer_state(value) -> LayerState:
     if not isinstance(fields, dict) or not all(isinstance(v, bool) for v in fields.values()):
         raise ValueError("not a JSON object of true/false switches")
     return LayerState(**fields)
+
+
+def _bytes(value) -> QByteArray:
+    if not isinstance(value, QByteArray):
+        raise ValueError("not saved window geometry")
+    return value

@@ -25,7 +25,10 @@ SHORTCUTS = (
     Shortcut("toggle_disagree", "5", "Show/hide where the two models disagree"),
     Shortcut("toggle_outline", "O", "Outline or fill the masks"),
     Shortcut("fit", "F", "Zoom to fit"),
-    Shortcut("cancel", "Esc", "Cancel running inference"),
+    Shortcut("zoom_100", "Ctrl+1", "Zoom to 100% (one image pixel per screen pixel)"),
+    Shortcut("cancel", "Esc", "Stop: this image and background scoring, until asked again"),
+    Shortcut("run_again", "R", "Run again after a stop"),
+    Shortcut("problems", "Ctrl+E", "Show the list of problems"),
     Shortcut("shortcuts", "F1", "This list of shortcuts"),
 )
 

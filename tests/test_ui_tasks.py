@@ -1,4 +1,4 @@
-"""The worker: signals in order, cooperative cancel, errors reported rather than raised."""
+"""The task layer: signals in order, cooperative cancel, typed errors reported rather than raised."""
 from __future__ import annotations
 
 import os
@@ -12,7 +12,9 @@ from types import SimpleNamespace
 import pytest
 
 from paipviewer.core.imageio import read_image
-from paipviewer.ui import worker
+from paipviewer.core.inference import Cancelled
+from paipviewer.ui.tasks import Task, WorkerPool
+from paipviewer.viewer import jobs
 from ui_fixtures import SAMPLES
 
 
@@ -20,7 +22,7 @@ def count_up(n, gate=None, *, progress, cancelled):
     """A real loop that checks for cancel between steps, as predict_image does between batches."""
     for i in range(n):
         if cancelled():
-            raise worker.Cancelled()
+            raise Cancelled()
         if gate is not None:
             gate.wait(5)
         progress(i + 1, n)
@@ -30,13 +32,13 @@ def count_up(n, gate=None, *, progress, cancelled):
 
 @pytest.fixture
 def pool():
-    p = worker.make_pool(2)
+    p = WorkerPool(2)
     yield p
     assert p.wait(10)
 
 
 def test_signals_started_progress_result_finished(qtbot, pool):
-    task = worker.Task(count_up, 5)
+    task = Task(count_up, 5)
     seen = []
     for name in ("started", "result", "finished"):
         getattr(task.signals, name).connect(lambda *a, n=name: seen.append(n))
@@ -48,7 +50,7 @@ def test_signals_started_progress_result_finished(qtbot, pool):
 
 def test_cancel_stops_between_steps_and_no_result(qtbot, pool):
     gate = threading.Event()
-    task = worker.Task(count_up, 1000, gate)
+    task = Task(count_up, 1000, gate)
     results = []
     task.signals.result.connect(results.append)
     with qtbot.waitSignal(task.signals.progress, timeout=10000):
@@ -64,11 +66,11 @@ def test_error_is_a_message(qtbot, pool):
     def fails(*, progress, cancelled):
         raise ValueError("model.keras: not a Keras model file")
 
-    task = worker.Task(fails)
+    task = Task(fails)
     with qtbot.waitSignal(task.signals.error, timeout=10000) as blocker:
         pool.start(task)
     (exc,) = blocker.args
-    assert isinstance(exc, ValueError) and worker.message(exc) == "model.keras: not a Keras model file"
+    assert isinstance(exc, ValueError) and jobs.message(exc) == "model.keras: not a Keras model file"
 
 
 def test_failures_are_typed_by_what_failed(tmp_path):
@@ -80,22 +82,22 @@ def test_failures_are_typed_by_what_failed(tmp_path):
     broken = tmp_path / "m.keras"
     broken.write_bytes(b"not a zip")
     with pytest.raises(ModelFileError, match="m.keras"):
-        worker.run_model(worker.ModelCache(), str(broken), image, progress=lambda *_: None, cancelled=lambda: False)
+        jobs.run_model(jobs.ModelCache(), str(broken), image, progress=lambda *_: None, cancelled=lambda: False)
 
     class Fails:
         def predict_on_batch(self, x):
             raise RuntimeError("shapes do not broadcast")
 
-    cache = worker.ModelCache()  # a model that loaded, whose predictions fail (a wrong output size, say)
+    cache = jobs.ModelCache()  # a model that loaded, whose predictions fail (a wrong output size, say)
     cache._models["fails"] = SimpleNamespace(model=Fails(), card=SimpleNamespace(equalize="rgb", label="Odd model"))
     with pytest.raises(InferenceError, match="Odd model failed on this image: shapes do not broadcast"):
-        worker.run_model(cache, "fails", image, progress=lambda *_: None, cancelled=lambda: False)
+        jobs.run_model(cache, "fails", image, progress=lambda *_: None, cancelled=lambda: False)
 
 
 def test_run_model_cancelled_before_start_does_not_load(tmp_path):
     image = read_image(next((SAMPLES / "images").glob("*.png")))
-    cache = worker.ModelCache()
-    with pytest.raises(worker.Cancelled):
-        worker.run_model(cache, str(tmp_path / "never_loaded.keras"), image,
+    cache = jobs.ModelCache()
+    with pytest.raises(Cancelled):
+        jobs.run_model(cache, str(tmp_path / "never_loaded.keras"), image,
                          progress=lambda *_: None, cancelled=lambda: True)
     assert cache._models == {}

@@ -1,4 +1,4 @@
-"""Where the shipped resources live; Qt-free so the session and tests can use it."""
+"""Where the shipped resources and the user's own models live."""
 from __future__ import annotations
 
 import os
@@ -24,3 +24,8 @@ def sample_dir() -> Path:
 
 def shipped_models_dir() -> Path:
     return resources_dir() / "models"
+
+
+def user_models_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "paipviewer" / "models"

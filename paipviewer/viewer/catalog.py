@@ -5,11 +5,12 @@ worker only when it runs.
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from paipviewer.core.datasets import file_identity
-from paipviewer.core.modelfile import ModelCard, ModelFileError, read_card, training_totals
+from paipviewer.core.modelfile import ModelCard, ModelFileError, card_path, read_card, training_totals
 
 from .paths import DEFAULT_MODEL_STEM
 
@@ -19,6 +20,7 @@ class ModelInfo:
     path: Path
     card: ModelCard | None
     error: str | None = None
+    needs_card: bool = False  # a Keras file without a card: usable once the user says how to feed it
 
     @property
     def key(self) -> str:
@@ -26,7 +28,23 @@ class ModelInfo:
 
     @property
     def label(self) -> str:
-        return f"{self.card.label}  ({self.path.stem})" if self.card else f"{self.path.name} (unusable)"
+        if self.card:
+            return f"{self.card.label}  ({self.path.stem})"
+        return f"{self.path.name} (needs a card)" if self.needs_card else f"{self.path.name} (unusable)"
+
+    def brief(self) -> str:
+        """Two short lines for the narrow model panel; :meth:`describe` is the whole card (its tooltip)."""
+        if self.card is None:
+            return self.error or "unusable"
+        c = self.card
+        size = self.path.stat().st_size if self.path.exists() else 0
+        data = c.training.get("data") or c.training.get("dataset") or "not recorded"
+        epochs, _ = training_totals(c.training)
+        val = c.metrics.get("validation") if isinstance(c.metrics.get("validation"), dict) else {}
+        second = f"Trained on {Path(data).name or data}" + (f", {epochs} epochs" if epochs else "")
+        if isinstance(val.get("dice_mean"), (int, float)):
+            second += f"; val. Dice {val['dice_mean']:.3f}"
+        return f"{c.params:,} parameters, {size / 1e6:.1f} MB, threshold {c.threshold:g}\n{second}"
 
     def describe(self) -> str:
         if self.card is None:
@@ -78,12 +96,22 @@ class ModelCatalog:
         found = next((m for m in self.models if file_identity(m.path) == identity), None)
         if found:
             return found
-        try:
-            info = ModelInfo(path, read_card(path))
-        except ModelFileError as exc:
-            info = ModelInfo(path, None, str(exc))
+        if not card_path(path).exists() and zipfile.is_zipfile(path):
+            info = ModelInfo(path, None, f"{path.name}: no model card; choose its preprocessing and threshold "
+                                         "to use it", needs_card=True)
+        else:
+            try:
+                info = ModelInfo(path, read_card(path))
+            except ModelFileError as exc:
+                info = ModelInfo(path, None, str(exc))
         self.models.append(info)
         return info
+
+    def set_card(self, key: str, card: ModelCard) -> None:
+        """The card made for a model brought without one, once it has loaded with it."""
+        info = self.find(key)
+        if info is not None:
+            info.card, info.error, info.needs_card = card, None, False
 
     def find(self, key: str | None) -> ModelInfo | None:
         return next((m for m in self.models if m.key == key), None) if key else None

@@ -1,0 +1,146 @@
+"""The words and numbers the views show, from the state: one place, so no two views disagree.
+
+Qt-free: list rows, view titles, the metrics table, the status line, the summary line.
+"""
+from __future__ import annotations
+
+from .images import ImageEntry
+from .session import Session
+
+NO_TRUTH = "no ground truth"
+
+
+def truth_note(entry: ImageEntry) -> str:
+    """Why an image has no ground truth in use, or ""."""
+    if entry.mask_error:
+        return f"ground truth not used: {entry.mask_error.removeprefix((entry.mask_path.name if entry.mask_path else '') + ': ')}"
+    if entry.loaded and entry.truth is None:
+        return NO_TRUTH
+    return ""
+
+
+def score_text(session: Session, entry: ImageEntry, model: str) -> str:
+    """One model's figure on one image, named: "ELU-Net 8/5: J 0.676 D 0.807", or its nuclear area."""
+    label = session.label(model)
+    if model in entry.failures:
+        return f"{label}: failed"
+    if model not in entry.results:
+        return ""
+    c = session.confusion(entry, model)
+    if c is not None:
+        return f"{label}: J {c.jaccard:.3f} D {c.dice:.3f}"
+    # The nuclear area, not the nucleus count: it comes from the level counts in O(1), so every row
+    # can follow the threshold; counting nuclei takes a pass over the pixels (the metrics panel does).
+    return f"{label}: nuclei on {100 * session.predicted_pixels(entry, model) / entry.results[model].levels.size:.1f}% of area"
+
+
+def row_lines(session: Session, entry: ImageEntry) -> list[str]:
+    """The image list's row: the name, then each model's figure, then what is wrong."""
+    if entry.error:
+        return [entry.name, entry.error]
+    lines = [entry.name]
+    lines += [t for t in (score_text(session, entry, m) for m in (session.model_key, session.compare_key) if m) if t]
+    note = truth_note(entry)
+    if note:
+        lines.append(note)
+    return lines
+
+
+def row_tooltip(entry: ImageEntry) -> str:
+    if entry.error:
+        return f"{entry.path}\n{entry.error}"
+    if entry.mask_error:
+        return f"{entry.path}\nground truth {entry.mask_path} is not used: {entry.mask_error}"
+    if entry.truth is not None:
+        return f"{entry.path}\nground truth: {entry.mask_path}"
+    if entry.mask_path is not None and not entry.loaded:
+        return f"{entry.path}\nground truth (not read yet): {entry.mask_path}"
+    return f"{entry.path}\nno ground truth"
+
+
+def view_title(session: Session, entry: ImageEntry | None, model: str, side_by_side: bool, sep: str = " — ") -> str:
+    """A view's title: its model, its own threshold, and its scores on this image."""
+    label = session.label(model) or "no model"
+    parts = [f"{label} @ {session.threshold(model):.2f}" if model else label]
+    if entry is not None and not side_by_side:
+        parts.append(entry.name)
+    if entry is not None and model in entry.results:
+        c = session.confusion(entry, model)
+        if c is not None:
+            parts.append(f"Jaccard {c.jaccard:.3f}, Dice {c.dice:.3f}")
+        else:
+            parts.append(f"{session.nuclei(entry, model):,} nuclei")
+    return sep.join(parts)
+
+
+METRIC_ROWS = (("Jaccard", "jaccard"), ("Dice", "dice"), ("Precision", "precision"), ("Recall", "recall"),
+               ("TP pixels", "tp"), ("FP pixels", "fp"), ("FN pixels", "fn"),
+               ("Nuclei", "nuclei"), ("Nuclear area", "area"),
+               ("Load (s)", "model_load"), ("Inference (s)", "inference"), ("Total (s)", "total"))
+
+
+def metric_column(session: Session, entry: ImageEntry | None, model: str) -> dict[str, str]:
+    """The metrics table's column for one model on the current image: row key -> text."""
+    if entry is None or not model:
+        return {}
+    if model in entry.failures:
+        return {"jaccard": "failed"}
+    result = entry.results.get(model)
+    if result is None:
+        return {"jaccard": "" if entry.error else "stopped" if session.stopped else "running…"}
+    out = {}
+    c = session.confusion(entry, model)
+    if c is not None:
+        values = c.as_dict()
+        for key in ("jaccard", "dice", "precision", "recall"):
+            out[key] = f"{values[key]:.3f}"
+        for key in ("tp", "fp", "fn"):
+            out[key] = f"{values[key]:,}"
+    else:
+        out["jaccard"] = truth_note(entry) or NO_TRUTH
+    pixels = session.predicted_pixels(entry, model)
+    out["nuclei"] = f"{session.nuclei(entry, model):,}"
+    out["area"] = f"{100 * pixels / result.levels.size:.1f}% ({pixels:,} px)"
+    for key, value in result.prediction.timing.items():
+        out[key] = f"{value:.2f}"
+    return out
+
+
+def summary_lines(session: Session) -> list[str]:
+    """Over all open images, per model: the study's mean per-tile Jaccard and the pooled scores,
+    or, without ground truth, how many images are scored."""
+    lines = []
+    usable = session.usable_images()
+    for model in (session.model_key, session.compare_key):
+        if not model or not session.label(model):
+            continue
+        s = session.summary(model)
+        scored = session.scored(model)
+        if s is not None:
+            of = f"{s['count']} images" if s["count"] == usable else f"the {s['count']} of {usable} with ground truth"
+            lines.append(f"{session.label(model)} @ {session.threshold(model):.2f}: mean per-tile Jaccard "
+                         f"{s['jaccard_mean']:.3f} on {of} (pooled {s['jaccard_pooled']:.3f}, "
+                         f"mean Dice {s['dice_mean']:.3f})")
+        else:
+            lines.append(f"{session.label(model)}: {scored}/{usable} images scored, none with ground truth")
+    return lines
+
+
+def status_text(session: Session, running: list) -> str:
+    """What the viewer is doing now, from the jobs that run."""
+    if session.stopped:
+        return "Stopped. Select an image (or press R) to run again."
+    names = {"load": "Reading", "primary": "Running", "compare": "Running", "probe": "Loading model"}
+    current = [j for j in running if j.slot in names]
+    if current:
+        parts = []
+        for job in current:
+            what = session.label(job.model_key) or (job.model_key.rsplit("/", 1)[-1] if job.model_key else "")
+            entry = session.find(job.image_key)
+            parts.append(" ".join(p for p in (names[job.slot], what, f"on {entry.name}" if entry else "") if p))
+        return "; ".join(parts) + "…"
+    background = [j for j in running if j.slot == "background"]
+    if background:
+        model = background[0].model_key
+        return f"Scoring all images with {session.label(model)}: {session.scored(model)}/{session.usable_images()}"
+    return "Ready"

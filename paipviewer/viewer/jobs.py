@@ -1,0 +1,141 @@
+"""The viewer's work, as plain functions that run off the UI thread and return one typed result.
+
+Each body gets ``progress(done, total)`` and ``cancelled()`` and either returns its result or
+raises: :class:`~paipviewer.core.inference.Cancelled` when asked to stop, and otherwise an error
+whose type says what failed (``ModelFileError``: the model; ``ImageReadError``: the image;
+``InferenceError``: this model on this image). Qt-free, so tests call them directly.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from paipviewer.core.inference import Cancelled, InferenceError
+from paipviewer.core.modelfile import ModelCard, ModelFileError
+from paipviewer.core.quiet import native_chatter_filtered
+
+from .images import Result, load_pixels
+
+
+@dataclass(frozen=True)
+class ImageLoaded:
+    key: str
+    image: np.ndarray
+    truth: np.ndarray | None
+    mask_error: str | None
+
+
+@dataclass(frozen=True)
+class ModelRan:
+    key: str
+    model: str
+    result: Result
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Background scoring: the image read on the way (None if it was already loaded), and the run."""
+    loaded: ImageLoaded | None
+    ran: ModelRan
+
+
+@dataclass(frozen=True)
+class ModelReady:
+    model: str
+    card: ModelCard | None = None  # a card made for a model that came without one
+
+
+def message(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+class ModelCache:
+    """Loaded models by file, and one lock per model: a Keras model runs one call at a time."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, object] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def get(self, key: str, card: ModelCard | None = None):
+        """(LoadedModel, seconds spent loading it now); caller holds ``lock(key)``. ``card`` is for
+        a model file without one beside it."""
+        loaded = self._models.get(key)
+        if loaded is not None:
+            return loaded, 0.0
+        from paipviewer.core.modelfile import load_model  # imports Keras/TensorFlow, here in the worker
+
+        t0 = time.perf_counter()
+        try:
+            with native_chatter_filtered():
+                loaded = load_model(key, card=card)
+        except ModelFileError:
+            raise
+        except Exception as exc:  # an I/O or memory error while loading is still the model's failure
+            raise ModelFileError(f"{Path(key).name}: cannot load the model ({message(exc)})") from None
+        self._models[key] = loaded
+        return loaded, time.perf_counter() - t0
+
+
+def run_model(cache: ModelCache, model_key: str, image: np.ndarray, *, progress, cancelled) -> Result:
+    """Load (once) and run a model over an image."""
+    from paipviewer.core.inference import predict_image
+    from paipviewer.core.scoring import levels_of
+
+    with cache.lock(model_key):
+        if cancelled():
+            raise Cancelled()
+        loaded, load_seconds = cache.get(model_key)
+        try:
+            prediction = predict_image(loaded.model, image, loaded.card.equalize,
+                                       progress=progress, cancelled=cancelled)
+        except Cancelled:
+            raise
+        except Exception as exc:
+            raise InferenceError(f"{loaded.card.label} failed on this image: {message(exc)}") from exc
+    prediction.timing["model_load"] = load_seconds
+    return Result(prediction, levels_of(prediction.probability))
+
+
+def load_image(key: str, image_path: Path, mask_path: Path | None, *, progress, cancelled) -> ImageLoaded:
+    """Read an image and its ground truth (a large file can take seconds)."""
+    return ImageLoaded(key, *load_pixels(image_path, mask_path))
+
+
+def run_on(cache: ModelCache, key: str, model_key: str, image: np.ndarray, *, progress, cancelled) -> ModelRan:
+    return ModelRan(key, model_key, run_model(cache, model_key, image, progress=progress, cancelled=cancelled))
+
+
+def score(cache: ModelCache, key: str, model_key: str, paths: tuple, image: np.ndarray | None, *,
+          progress, cancelled) -> Scored:
+    """Background scoring: an image that may not be loaded yet, then the model."""
+    loaded = None
+    if image is None:
+        loaded = load_image(key, *paths, progress=progress, cancelled=cancelled)
+        image = loaded.image
+    return Scored(loaded, run_on(cache, key, model_key, image, progress=progress, cancelled=cancelled))
+
+
+def probe_model(cache: ModelCache, model_key: str, card: ModelCard | None = None, save_card: bool = False, *,
+                progress, cancelled) -> ModelReady:
+    """Load a model the user has just opened, so only one that works gets selected. ``card`` is the
+    one the user made for a model without one; ``save_card`` stores it beside the model, never
+    over an existing file."""
+    from paipviewer.core.atomic import write_text_atomic
+    from paipviewer.core.modelfile import card_path
+
+    with cache.lock(model_key):
+        if cancelled():
+            raise Cancelled()
+        loaded, _ = cache.get(model_key, card)
+    if card is not None and save_card and not card_path(model_key).exists():
+        write_text_atomic(card_path(model_key), loaded.card.to_json())
+    return ModelReady(model_key, loaded.card if card is not None else None)

@@ -1,0 +1,386 @@
+"""The viewer's one owner of state: images, models, results, thresholds, selection, layers, notices.
+
+Qt-free (napari's model layer). Everything changes through the methods here, and each change is
+announced on :attr:`Session.events` (:mod:`paipviewer.viewer.events`), so every view that shows
+a figure refreshes from one place and no figure can go stale. The task layer hands finished work
+to :meth:`Session.apply` and failures to :meth:`Session.fail`; what should run next is
+:func:`paipviewer.viewer.plan.wanted`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from paipviewer.core import metrics, scoring
+from paipviewer.core.datasets import file_identity
+from paipviewer.core.imageio import ImageReadError, read_mask
+from paipviewer.core.inference import InferenceError
+from paipviewer.core.modelfile import DEFAULT_THRESHOLD, ModelFileError
+from paipviewer.core.objects import count_nuclei
+
+from . import events as ev
+from .catalog import ModelCatalog
+from .images import ImageEntry, OpenFailure, Result, expand_paths
+from .jobs import ImageLoaded, ModelRan, ModelReady, Scored
+from .layers import KINDS, LayerState
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A problem the user must be able to find again: which file, what went wrong, when."""
+    source: str   # the file's name (or "" for the app itself)
+    message: str  # without the file's name, so no message names a file twice
+    when: float = field(default_factory=time.time)
+    path: str = ""
+
+
+def _without_name(message: str, name: str) -> str:
+    return message.removeprefix(f"{name}: ") if name else message
+
+
+@dataclass
+class Opened:
+    """What one open (dialog, drop, command line) brought: images, models and what failed."""
+    images: list[ImageEntry]
+    models: list[str]            # keys of model files waiting for their load check
+    needs_card: list[str]        # keys of Keras files without a card: the user chooses how to run them
+    failures: list[OpenFailure]
+
+
+class Session:
+    def __init__(self, catalog: ModelCatalog | None = None, background: bool = True) -> None:
+        self.events = ev.Events()
+        self.catalog = catalog or ModelCatalog()
+        self.entries: list[ImageEntry] = []
+        self.open_failures: list[OpenFailure] = []
+        self.notices: list[Notice] = []
+        self.current_key: str | None = None
+        self.model_key = ""
+        self.compare_key = ""
+        self.previous_model = ""  # where to go back to if the chosen model turns out to be broken
+        # Each model is cut at its card's threshold (calibrated on validation tiles) until the user
+        # moves the slider for it, so the viewer scores a model as `paip-train evaluate` does.
+        self.thresholds: dict[str, float] = {}
+        self.layer_sets = {kind: LayerState.default(kind) for kind in KINDS}
+        self.background = background  # score every open image, not only the current one
+        self.stopped = False          # the user pressed Stop: nothing runs until asked again
+        self.pending_models: list[str] = []  # opened models waiting for their load check
+        self.pending_cards: dict[str, tuple] = {}  # key -> (card the user made, save it beside the model)
+
+    # ------------------------------------------------------------------ opening
+    def add(self, paths) -> Opened:
+        """Open paths. A file already open is not added again, whatever path (relative, ``..``, a
+        symlink, a hard link) it comes through."""
+        pairs, model_paths, failures = expand_paths(paths)
+        known = {file_identity(e.path) for e in self.entries}
+        added = []
+        for image, mask in pairs:
+            identity = file_identity(image)
+            if identity not in known:
+                known.add(identity)
+                added.append(ImageEntry(image, mask))
+        self.entries += added
+        models, needs_card = [], []
+        for path in model_paths:
+            info = self.catalog.add(path)
+            if info.card is not None:
+                models.append(info.key)
+            elif info.needs_card:
+                needs_card.append(info.key)
+            else:
+                failures.append(OpenFailure(path, info.error))
+        self.pending_models += [m for m in models if m not in self.pending_models]
+        self.open_failures += failures
+        for failure in failures:
+            self.notify(failure.path, failure.reason)
+        if added or failures:
+            self.events.emit(ev.IMAGES)
+        if model_paths:
+            self.events.emit(ev.MODELS)
+        if added:
+            self.select(added[0].key)  # what was just opened is what the user wants to see
+        return Opened(added, models, needs_card, failures)
+
+    # ------------------------------------------------------------------ selection
+    def find(self, key: str | None) -> ImageEntry | None:
+        return next((e for e in self.entries if e.key == key), None) if key else None
+
+    def index_of(self, key: str | None) -> int:
+        return next((i for i, e in enumerate(self.entries) if e.key == key), -1)
+
+    def current(self) -> ImageEntry | None:
+        return self.find(self.current_key)
+
+    def select(self, key: str) -> None:
+        """Make an image current. Choosing an image is asking for it: a stopped viewer runs again,
+        and an image or model that failed on it is tried again."""
+        entry = self.find(key)
+        if entry is None:
+            return
+        self.current_key = key
+        if entry.error is not None:
+            entry.error = None
+            entry.derived.clear()
+        for model in (self.model_key, self.compare_key):
+            entry.failures.pop(model, None)
+        self.stopped = False
+        self.events.emit(ev.CURRENT)
+
+    def step(self, delta: int) -> None:
+        if not self.entries:
+            return
+        index = self.index_of(self.current_key)
+        self.select(self.entries[(index + delta) % len(self.entries)].key)
+
+    # ------------------------------------------------------------------ models
+    def usable(self, key: str) -> bool:
+        info = self.catalog.find(key)
+        return info is not None and info.card is not None
+
+    def label(self, key: str) -> str:
+        info = self.catalog.find(key)
+        return info.card.label if info is not None and info.card is not None else ""
+
+    def set_model(self, key: str) -> None:
+        if key == self.model_key:
+            return
+        if self.model_key:
+            self.previous_model = self.model_key
+        self.model_key = key
+        self._start_at_card_threshold(key)
+        if self.compare_key == key:  # a model is never compared with itself
+            self.compare_key = ""
+        self.events.emit(ev.MODELS)
+
+    def set_compare(self, key: str) -> None:
+        key = "" if key == self.model_key else key
+        if key == self.compare_key:
+            return
+        self.compare_key = key
+        self._start_at_card_threshold(key)
+        self.events.emit(ev.MODELS)
+
+    def _start_at_card_threshold(self, key: str) -> None:
+        if key and key not in self.thresholds:
+            info = self.catalog.find(key)
+            self.thresholds[key] = info.card.threshold if info and info.card else DEFAULT_THRESHOLD
+
+    def provide_card(self, key: str, card, save: bool) -> None:
+        """The user said how to feed a model that came without a card: try it with that card."""
+        self.pending_cards[key] = (card, save)
+        if key not in self.pending_models:
+            self.pending_models.append(key)
+        self.events.emit(ev.MODELS)
+
+    def model_ready(self, key: str, card=None) -> None:
+        """A model the user opened has loaded: it becomes the one that runs."""
+        if card is not None:
+            self.catalog.set_card(key, card)
+        if key in self.pending_models:
+            self.pending_models.remove(key)
+        self.pending_cards.pop(key, None)
+        self.set_model(key)
+
+    def model_failed(self, key: str, message: str) -> None:
+        """A model that cannot load is listed with its reason and never retried; a broken primary
+        model hands over to the one used before it (or the default), so scoring goes on."""
+        info = self.catalog.find(key)
+        if info is not None:
+            info.card, info.error, info.needs_card = None, message, False
+        if key in self.pending_models:
+            self.pending_models.remove(key)
+        self.pending_cards.pop(key, None)
+        told = _without_name(message, Path(key).name)
+        if key == self.compare_key:
+            self.compare_key = ""
+        if key == self.model_key:
+            back = self.catalog.find(self.previous_model)
+            back = back if back is not None and back.card is not None else self.catalog.default()
+            self.model_key = ""
+            if back is not None:
+                self.set_model(back.key)
+                told += f"; using {back.card.label} instead"
+        self.notify(Path(key), told)
+        self.events.emit(ev.MODELS)
+
+    # ------------------------------------------------------------------ results
+    def apply(self, value) -> None:
+        """Take a finished job's typed result. A result is true of its own image and model, so it
+        is kept whichever image is current; the views only ever draw the current image's own."""
+        if isinstance(value, ModelReady):
+            self.model_ready(value.model, value.card)
+        elif isinstance(value, ImageLoaded):
+            self._image_loaded(value)
+        elif isinstance(value, ModelRan):
+            self._add_result(value)
+        elif isinstance(value, Scored):
+            entry = self.find(value.ran.key)
+            if value.loaded is not None and entry is not None and not entry.loaded:
+                self._image_loaded(value.loaded, announce=False)
+            self._add_result(value.ran)
+        else:
+            raise TypeError(f"unknown result {type(value).__name__}")
+
+    def _image_loaded(self, value: ImageLoaded, announce: bool = True) -> None:
+        entry = self.find(value.key)
+        if entry is None:
+            return
+        entry.image, entry.truth, entry.mask_error = value.image, value.truth, value.mask_error
+        entry.derived.clear()
+        if value.mask_error:
+            mask = entry.mask_path or entry.path
+            self.notify(mask, f"not used as ground truth: {_without_name(value.mask_error, Path(mask).name)}")
+        if announce:
+            self.events.emit(ev.ENTRY, entry.key)
+
+    def _add_result(self, value: ModelRan) -> None:
+        entry = self.find(value.key)
+        if entry is None:
+            return
+        entry.results[value.model] = value.result
+        entry.failures.pop(value.model, None)
+        self.events.emit(ev.ENTRY, entry.key)
+
+    def fail(self, job, exc: Exception) -> None:
+        """Report a failure against what failed (the model, the image, or this model on this
+        image); everything else goes on."""
+        message = str(exc) or type(exc).__name__
+        entry = self.find(job.image_key)
+        if isinstance(exc, ModelFileError) and job.model_key:
+            self.model_failed(job.model_key, message)
+        elif entry is not None and (job.kind == "load" or isinstance(exc, ImageReadError)):
+            entry.error = _without_name(message, entry.name)
+            entry.derived.clear()
+            self.notify(entry.path, entry.error)
+            self.events.emit(ev.ENTRY, entry.key)
+        elif entry is not None and job.model_key:
+            text = message if isinstance(exc, InferenceError) else f"{self.label(job.model_key)} failed: {message}"
+            entry.failures[job.model_key] = text
+            self.notify(entry.path, text)
+            self.events.emit(ev.ENTRY, entry.key)
+        else:
+            self.notify("", message)
+
+    def set_truth(self, key: str, path: Path) -> str | None:
+        """Pair an image with a mask the user chose; returns why not, or None. A wrong mask is
+        refused and the image keeps the ground truth it had."""
+        entry = self.find(key)
+        if entry is None or not entry.loaded:
+            return "the image is not loaded yet"
+        try:
+            truth = read_mask(path, entry.image.shape[:2])
+        except ImageReadError as exc:
+            reason = _without_name(str(exc), Path(path).name)
+            self.notify(path, f"not used as ground truth of {entry.name}: {reason}")
+            return reason
+        entry.truth, entry.mask_path, entry.mask_error = truth, Path(path), None
+        entry.derived.clear()
+        self.events.emit(ev.ENTRY, key)
+        return None
+
+    # ------------------------------------------------------------------ thresholds and layers
+    def threshold(self, model: str) -> float:
+        return self.thresholds.get(model, DEFAULT_THRESHOLD)
+
+    def set_threshold(self, model: str, value: float) -> None:
+        if not model or self.thresholds.get(model) == value:
+            return
+        self.thresholds[model] = value
+        self.events.emit(ev.THRESHOLD, model)
+
+    def layers(self, entry: ImageEntry | None = None) -> LayerState:
+        """The layer set of an image's kind (the current image's by default)."""
+        entry = entry if entry is not None else self.current()
+        return self.layer_sets["plain" if entry is None else entry.kind]
+
+    def set_layer(self, name: str, on: bool, kind: str | None = None) -> None:
+        """Switch a layer for a kind of image (the current image's kind by default)."""
+        layers = self.layer_sets[kind] if kind else self.layers()
+        if getattr(layers, name) != on:
+            setattr(layers, name, on)
+            self.events.emit(ev.LAYERS)
+
+    # ------------------------------------------------------------------ running
+    def stop(self) -> None:
+        """Stop the current image and background scoring until the user asks again."""
+        if not self.stopped:
+            self.stopped = True
+            self.events.emit(ev.RUNNING)
+
+    def resume(self) -> None:
+        if self.stopped:
+            self.stopped = False
+            self.events.emit(ev.RUNNING)
+
+    def notify(self, source, message: str) -> None:
+        path = str(source) if source else ""
+        name = Path(path).name if path else ""
+        notice = Notice(name, _without_name(message, name), path=path)
+        self.notices.append(notice)
+        self.events.emit(ev.NOTICE, notice)
+
+    # ------------------------------------------------------------------ figures
+    def counts(self, entry: ImageEntry, model: str) -> scoring.LevelCounts | None:
+        """Pixel counts of a model's map on an image at every grid threshold (cached)."""
+        result = entry.results.get(model) if model else None
+        if result is None:
+            return None
+        key = ("counts", model)
+        if key not in entry.derived:
+            entry.derived[key] = scoring.level_counts(result.levels, entry.truth)
+        return entry.derived[key]
+
+    def mask(self, entry: ImageEntry, model: str) -> np.ndarray | None:
+        result = entry.results.get(model) if model else None
+        if result is None:
+            return None
+        return scoring.mask_at(result.levels, result.prediction.probability, self.threshold(model))
+
+    def confusion(self, entry: ImageEntry, model: str) -> metrics.Confusion | None:
+        if entry.truth is None:
+            return None
+        k = scoring.grid_index(self.threshold(model))
+        if k is None:
+            pred = self.mask(entry, model)
+            return metrics.confusion(pred, entry.truth) if pred is not None else None
+        counts = self.counts(entry, model)
+        return counts.confusion(k) if counts is not None else None
+
+    def predicted_pixels(self, entry: ImageEntry, model: str) -> int | None:
+        k = scoring.grid_index(self.threshold(model))
+        counts = self.counts(entry, model)
+        if counts is None:
+            return None
+        return counts.predicted(k) if k is not None else int(np.count_nonzero(self.mask(entry, model)))
+
+    def nuclei(self, entry: ImageEntry, model: str) -> int | None:
+        """Predicted nuclei (connected components) at the model's threshold; cached per threshold."""
+        key = ("nuclei", model, self.threshold(model))
+        if key not in entry.derived:
+            mask = self.mask(entry, model)
+            if mask is None:
+                return None
+            entry.derived[key] = count_nuclei(mask)
+        return entry.derived[key]
+
+    def summary(self, model: str) -> dict | None:
+        """Over every scored image with ground truth: the study's mean per-tile Jaccard, and pooled."""
+        items = [c for c in (self.confusion(e, model) for e in self.entries) if c is not None]
+        if not items:
+            return None
+        return scoring.summarize(items)
+
+    def scored(self, model: str) -> int:
+        return sum(1 for e in self.entries if model in e.results)
+
+    def usable_images(self) -> int:
+        return sum(1 for e in self.entries if e.error is None)
+
+    def next_unscored(self, model: str, after: int = 0) -> ImageEntry | None:
+        """The next usable image without a result for ``model``, for scoring in the background."""
+        order = self.entries[after:] + self.entries[:after]
+        return next((e for e in order if e.error is None and model not in e.results and model not in e.failures),
+                    None)
