@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from paipviewer.core.modelfile import card_path, load_model, save_model
+from paipviewer.core.scoring import tile_scores, tune_threshold
 
-from .fit import predict_uint8_tiles, tile_scores, tune_threshold
+from .fit import predict_uint8_tiles
 from .outputs import check_new_files, check_writable_folder
 from .prepare import load_prepared
 

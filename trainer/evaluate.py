@@ -35,6 +35,7 @@ from paipviewer.core.atomic import write_text_atomic
 from paipviewer.core.imageio import read_image, read_mask
 from paipviewer.core.inference import DEFAULT_OVERLAP, predict_image, predict_tiles
 from paipviewer.core.metrics import confusion, mean_score, pooled
+from paipviewer.core.scoring import tile_confusions
 from paipviewer.core.modelfile import load_model, training_totals
 from paipviewer.core.preprocess import to_float
 
@@ -93,7 +94,7 @@ def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=pri
     x57 = to_float(x[chosen])
     load_s, predict_s = timed_57(path, x57, runs)
     probs = predict_uint8_tiles(model, x)
-    per_tile = [confusion(p >= card.threshold, t > 0) for p, t in zip(probs, y)]
+    per_tile = tile_confusions(probs, y, [card.threshold])[card.threshold]
     tiles57 = [per_tile[i] for i in chosen]
     per_image = []
     for s in test:

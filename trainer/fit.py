@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from paipviewer.core.atomic import remove_temporaries, write_text_atomic
-from paipviewer.core.metrics import confusion, mean_score, pooled
+from paipviewer.core.scoring import tile_scores, tune_threshold
 from paipviewer.core.modelfile import DEFAULT_THRESHOLD, ModelCard, card_path, load_model, save_model
 
 from .checkpoint import CheckpointError, TrainingState, check_state_choice, load_state, save_state, state_path
@@ -128,9 +128,6 @@ class _TimeLimit:
         return TimeLimit()
 
 
-THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.30, 0.801, 0.05))
-
-
 def predict_uint8_tiles(model, x: np.ndarray, batch: int = 8) -> np.ndarray:
     """Probabilities (N, h, w) of uint8 tiles, converted to the network's float input in chunks."""
     from paipviewer.core.inference import predict_tiles
@@ -138,21 +135,6 @@ def predict_uint8_tiles(model, x: np.ndarray, batch: int = 8) -> np.ndarray:
 
     return np.concatenate([predict_tiles(model, to_float(np.asarray(x[i:i + 64])), batch)
                            for i in range(0, len(x), 64)])
-
-
-def tile_scores(probs: np.ndarray, y: np.ndarray, threshold: float) -> dict:
-    """Per-tile mean Jaccard and Dice, and pooled scores, at ``threshold``."""
-    conf = [confusion(p >= threshold, t > 0) for p, t in zip(probs, np.asarray(y))]
-    total = pooled(conf)
-    return {"tiles": len(conf), "threshold": threshold, "jaccard_mean": mean_score(conf, "jaccard"),
-            "dice_mean": mean_score(conf, "dice"), "jaccard_pooled": total.jaccard, "dice_pooled": total.dice}
-
-
-def tune_threshold(probs: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, float]]:
-    """The threshold in :data:`THRESHOLDS` with the best mean per-tile Dice on validation tiles."""
-    scan = {f"{t:.2f}": tile_scores(probs, y, t)["dice_mean"] for t in THRESHOLDS}
-    best = max(scan, key=scan.get)
-    return float(best), scan
 
 
 @dataclass(frozen=True)
