@@ -66,6 +66,11 @@ def test_an_image_without_ground_truth_shows_the_prediction_and_counts_nuclei(qt
     assert f"({int(mask.sum()):,} px)" in w.metrics_panel.value(0, "area")
     assert "no ground truth" in w.metrics_panel.value(0, "jaccard")
     assert "1/1 images scored" in w.metrics_panel.summary.text()
+    w.layers_panel.threshold.setValue(60)  # while dragging the count waits; once the slider rests it follows
+    prob = entry.results[w.model_key].prediction.probability
+    assert w.metrics_panel.value(0, "nuclei") in ("…", f"{count_nuclei(prob >= 0.6):,}")
+    qtbot.waitUntil(lambda: w.metrics_panel.value(0, "nuclei") == f"{count_nuclei(prob >= 0.6):,}", timeout=2000)
+    assert f"{count_nuclei(prob >= 0.6):,} nuclei" in w.view.title.text
     w.actions["toggle_probability"].trigger()  # the probability map on one key
     assert w.view.probability_array() is not None
     w.close()

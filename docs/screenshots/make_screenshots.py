@@ -29,7 +29,10 @@ def main() -> None:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication([])
+    import numpy as np
+
     from helpers import huge_png
+    from paipviewer.core.imageio import read_image, write_png_atomic
     from paipviewer.ui.app import build_window
     from paipviewer.ui.settings import Settings
     from paipviewer.viewer.paths import sample_dir
@@ -87,9 +90,12 @@ def main() -> None:
 
     later = tmp / "later"
     later.mkdir()
-    shutil.copy(sorted((sample_dir() / "images").glob("*.png"))[9], later / "stopped_before_its_result.png")
+    tiles = [read_image(p) for p in sorted((sample_dir() / "images").glob("*.png"))]
+    mosaic = np.concatenate([np.concatenate(tiles[r * 4:r * 4 + 4], axis=1) for r in range(4)], axis=0)
+    write_png_atomic(later / "mosaic_1024.png", mosaic)  # big enough to take a second or two to run
     w.open_paths([later])
-    pump(lambda: s.current().loaded, 60)
+    while not s.current().loaded:
+        app.processEvents(QEventLoop.AllEvents, 5)
     w.cancel()  # Esc while the model runs on it
     shot("stopped")
     w.run_again()

@@ -54,6 +54,8 @@ class ImageList(QListWidget):
             self.blockSignals(True)
             self.setCurrentItem(item)
             self.blockSignals(False)
+        if item is not None:
+            self.scrollToItem(item)
 
     def update_entry(self, key: str, lines: list[str], tooltip: str, failed: bool) -> None:
         item = self.item_of(key)

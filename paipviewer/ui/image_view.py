@@ -80,6 +80,7 @@ class ImageView(pg.GraphicsLayoutWidget):
 
     def show_message(self, text: str) -> None:
         self.message.setText(text)
+        self.message.setVisible(bool(text))  # an empty message would still draw its backing box
         if self.image_shape:
             h, w = self.image_shape
             self.message.setPos(w / 2, h / 2)

@@ -374,7 +374,7 @@ class MainWindow(QMainWindow):
         # slider rests, since a long list costs more than a tick may.
         if model == self.session.model_key:
             self.layers_panel.show_threshold(self.session.threshold(model))
-        self.render()
+        self.render(count_nuclei=False)
         self._show_summary()
         self._rows_later()
 
@@ -397,8 +397,9 @@ class MainWindow(QMainWindow):
         self.status.setText(f"{notice.source + ': ' if notice.source else ''}{notice.message}")
 
     # ---------------------------------------------------------------- drawing
-    def render(self) -> None:
-        """The current image's overlays, titles, messages, legend and metrics, from the state."""
+    def render(self, count_nuclei: bool = True) -> None:
+        """The current image's overlays, titles, messages, legend and metrics, from the state.
+        A threshold tick leaves the nucleus count to the moment the slider rests."""
         s = self.session
         entry = s.current()
         side_by_side = bool(s.compare_key)
@@ -407,7 +408,7 @@ class MainWindow(QMainWindow):
             pairs.append((self.compare_view, s.compare_key, s.model_key))
         layers = s.layers(entry)
         for view, model, other in pairs:
-            view.set_title(describe.view_title(s, entry, model, side_by_side))
+            view.set_title(describe.view_title(s, entry, model, side_by_side, count=count_nuclei))
             if entry is None or not entry.loaded:
                 view.set_overlay(None)
                 view.set_probability(None)
@@ -421,8 +422,14 @@ class MainWindow(QMainWindow):
         has = {"pred": entry is not None and s.model_key in entry.results,
                "truth": entry is not None and entry.truth is not None, "other": side_by_side}
         self.layers_panel.show_legend(legend(layers, has), layers.probability and has["pred"])
+        self._show_metrics(count_nuclei)
+
+    def _show_metrics(self, count_nuclei: bool = True) -> None:
+        s = self.session
+        entry = s.current()
         for column, model in enumerate((s.model_key, s.compare_key)):
-            self.metrics_panel.show_column(column, s.label(model), describe.metric_column(s, entry, model))
+            self.metrics_panel.show_column(column, s.label(model),
+                                           describe.metric_column(s, entry, model, count_nuclei))
 
     def _probability(self, entry, model: str):
         result = entry.results.get(model)
@@ -460,6 +467,7 @@ class MainWindow(QMainWindow):
             self._rows_stale = False
             for entry in self.session.entries:
                 self._update_row(entry)
+        self.render()  # the nucleus counts a dragged threshold left out
         self._show_summary()
 
     def _show_summary(self) -> None:

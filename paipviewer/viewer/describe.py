@@ -58,8 +58,10 @@ def row_tooltip(entry: ImageEntry) -> str:
     return f"{entry.path}\nno ground truth"
 
 
-def view_title(session: Session, entry: ImageEntry | None, model: str, side_by_side: bool, sep: str = " — ") -> str:
-    """A view's title: its model, its own threshold, and its scores on this image."""
+def view_title(session: Session, entry: ImageEntry | None, model: str, side_by_side: bool, sep: str = " — ",
+               count: bool = True) -> str:
+    """A view's title: its model, its own threshold, and its scores on this image (see
+    :func:`metric_column` for ``count``)."""
     label = session.label(model) or "no model"
     parts = [f"{label} @ {session.threshold(model):.2f}" if model else label]
     if entry is not None and not side_by_side:
@@ -68,8 +70,11 @@ def view_title(session: Session, entry: ImageEntry | None, model: str, side_by_s
         c = session.confusion(entry, model)
         if c is not None:
             parts.append(f"Jaccard {c.jaccard:.3f}, Dice {c.dice:.3f}")
-        else:
+        elif count or session.nuclei_known(entry, model):
             parts.append(f"{session.nuclei(entry, model):,} nuclei")
+        else:
+            parts.append(f"nuclei on {100 * session.predicted_pixels(entry, model) / entry.results[model].levels.size:.1f}%"
+                         " of area")
     return sep.join(parts)
 
 
@@ -79,8 +84,9 @@ METRIC_ROWS = (("Jaccard", "jaccard"), ("Dice", "dice"), ("Precision", "precisio
                ("Load (s)", "model_load"), ("Inference (s)", "inference"), ("Total (s)", "total"))
 
 
-def metric_column(session: Session, entry: ImageEntry | None, model: str) -> dict[str, str]:
-    """The metrics table's column for one model on the current image: row key -> text."""
+def metric_column(session: Session, entry: ImageEntry | None, model: str, count: bool = True) -> dict[str, str]:
+    """The metrics table's column for one model on the current image: row key -> text. ``count``
+    False leaves the nucleus count (a pass over the pixels) as "…" while a threshold is dragged."""
     if entry is None or not model:
         return {}
     if model in entry.failures:
@@ -99,7 +105,7 @@ def metric_column(session: Session, entry: ImageEntry | None, model: str) -> dic
     else:
         out["jaccard"] = truth_note(entry) or NO_TRUTH
     pixels = session.predicted_pixels(entry, model)
-    out["nuclei"] = f"{session.nuclei(entry, model):,}"
+    out["nuclei"] = f"{session.nuclei(entry, model):,}" if count or session.nuclei_known(entry, model) else "…"
     out["area"] = f"{100 * pixels / result.levels.size:.1f}% ({pixels:,} px)"
     for key, value in result.prediction.timing.items():
         out[key] = f"{value:.2f}"
@@ -117,7 +123,8 @@ def summary_lines(session: Session) -> list[str]:
         s = session.summary(model)
         scored = session.scored(model)
         if s is not None:
-            of = f"{s['count']} images" if s["count"] == usable else f"the {s['count']} of {usable} with ground truth"
+            # Only scored images with ground truth count: "of" says how many are open.
+            of = f"{s['count']} images" if s["count"] == usable else f"{s['count']} of {usable} images"
             lines.append(f"{session.label(model)} @ {session.threshold(model):.2f}: mean per-tile Jaccard "
                          f"{s['jaccard_mean']:.3f} on {of} (pooled {s['jaccard_pooled']:.3f}, "
                          f"mean Dice {s['dice_mean']:.3f})")

@@ -13,7 +13,8 @@ layer switches in the same paint order as the layers are listed, maps the code t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import astuple, dataclass, fields
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -106,8 +107,16 @@ def _colour(code: int, layers: LayerState, has: dict[str, bool]) -> tuple[int, i
 
 def lookup_table(layers: LayerState, has: dict[str, bool]) -> np.ndarray:
     """uint32 RGBA (little-endian bytes R, G, B, A) for each of the 256 codes."""
+    return _table(astuple(layers), has["pred"], has["truth"], has["other"])
+
+
+@lru_cache(maxsize=64)
+def _table(switches: tuple, pred: bool, truth: bool, other: bool) -> np.ndarray:
+    layers, has = LayerState(*switches), {"pred": pred, "truth": truth, "other": other}
     rgba = np.array([_colour(c, layers, has) for c in range(256)], np.uint8)
-    return rgba.view("<u4").ravel()
+    table = rgba.view("<u4").ravel()
+    table.setflags(write=False)  # shared between calls
+    return table
 
 
 def codes(layers: LayerState, pred: np.ndarray | None, truth: np.ndarray | None,

@@ -366,6 +366,9 @@ class Session:
             entry.derived[key] = count_nuclei(mask)
         return entry.derived[key]
 
+    def nuclei_known(self, entry: ImageEntry, model: str) -> bool:
+        return ("nuclei", model, self.threshold(model)) in entry.derived
+
     def summary(self, model: str) -> dict | None:
         """Over every scored image with ground truth: the study's mean per-tile Jaccard, and pooled."""
         items = [c for c in (self.confusion(e, model) for e in self.entries) if c is not None]
