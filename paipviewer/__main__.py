@@ -9,10 +9,10 @@ import sys
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="paipviewer", description="View tumour-nucleus segmentations of H&E "
                                 "images: prediction, ground truth and TP/FP/FN, per model or side by side.")
-    p.add_argument("paths", nargs="*", help="images, folders or .keras models (default: the sample tiles)")
+    p.add_argument("paths", nargs="*", help="images, folders or model files, .keras or .onnx (default: the sample tiles)")
     p.add_argument("--model", help="model file or name (file stem) to run; default elunet_8_5 if shipped")
     p.add_argument("--compare", help="second model to show side by side")
-    p.add_argument("--models-dir", help="folder of your own .keras models (default ~/.local/share/paipviewer/models)")
+    p.add_argument("--models-dir", help="folder of your own models (default ~/.local/share/paipviewer/models)")
     p.add_argument("--snapshot", metavar="OUT.png", help="write a figure of the first image (each model's view with "
                    "its title, and a legend) to OUT.png once inference is done, then exit")
     p.add_argument("--snapshot-scale", type=float, default=1.0, metavar="S",

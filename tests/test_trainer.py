@@ -69,6 +69,14 @@ def test_tiny_fit_writes_model_card_and_history(paip_prepared, tmp_path):
     path = fit(folder, tiny_settings(), tmp_path, verbose=0)
     loaded = load_model(path)
     card = loaded.card
+    # the .onnx beside it is the default backend, and it computes what the .keras computes
+    keras_ = load_model(path, backend="keras")
+    assert loaded.backend == "onnx" and card.files == ["elunet_4_4.keras", "elunet_4_4.onnx"]
+    from trainer.prepare import load_prepared
+    xv, _ = load_prepared(folder, "val")
+    from trainer.fit import predict_uint8_tiles
+    a, b = predict_uint8_tiles(loaded.model, xv[:16]), predict_uint8_tiles(keras_.model, xv[:16])
+    assert np.abs(a - b).max() <= 1e-4 and np.array_equal(a >= card.threshold, b >= card.threshold)
     assert card.label == "ELU-Net 4/4" and card.params == 40377 and card.equalize == "rgb"
     assert card.training["epochs_run"] == 2 and card.training["train_tiles"] == 64
     assert card.training["split"] == {"train": 1, "val": 1, "test": 1}
@@ -180,7 +188,7 @@ def test_init_from_continues_a_model_file(paip_prepared, tmp_path, tiny_model_fi
     folder, _ = paip_prepared
     start = load_model(tiny_model_file).model.get_layer("enc0_conv1").kernel.numpy()
     path = fit(folder, tiny_settings(epochs=1, learning_rate=1e-9, init_from=str(tiny_model_file)), tmp_path, verbose=0)
-    loaded = load_model(path)
+    loaded = load_model(path, backend="keras")
     np.testing.assert_allclose(loaded.model.get_layer("enc0_conv1").kernel.numpy(), start, atol=1e-4)
     assert loaded.card.training["continued_from"]["file"] == str(tiny_model_file)
     again = fit(folder, tiny_settings(epochs=2, init_from=str(path)), tmp_path / "again", verbose=0)

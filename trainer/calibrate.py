@@ -23,12 +23,12 @@ def check_calibrate_output(model_path: Path, out: Path, overwrite: bool) -> None
     if out.resolve() == model_path.resolve():
         raise ValueError("--out must differ from --model: calibrate writes a copy and never changes the input")
     check_writable_folder(out.parent, "--out")
-    check_new_files([out, card_path(out)], "--out", overwrite)
+    check_new_files([out, out.with_suffix(".onnx"), card_path(out)], "--out", overwrite)
 
 
 def calibrate(model_path: Path, prepared: Path, out: Path, overwrite: bool = False, log=print) -> Path:
     check_calibrate_output(model_path, out, overwrite)
-    loaded = load_model(model_path)
+    loaded = load_model(model_path, backend="keras")  # its weights are copied
     card = loaded.card
     if card.training.get("prepared") not in (None, prepared.name):
         log(f"note: {model_path.name} was trained on prepared data {card.training['prepared']}, "
@@ -42,7 +42,7 @@ def calibrate(model_path: Path, prepared: Path, out: Path, overwrite: bool = Fal
     card.metrics = {**card.metrics, "validation": tile_scores(probs, yv, card.threshold),
                     "threshold_scan_dice": scan, "validation_at_0.5": before}
     card.training = {**card.training, "threshold_tuned_on": "validation tiles"}
-    save_model(loaded.model, card, out, overwrite=overwrite)
+    save_model(loaded.model, card, out, overwrite=overwrite, onnx=True)
     log(f"{model_path.name}: threshold {card.threshold:.2f}, validation Dice {before['dice_mean']:.3f} -> "
         f"{card.metrics['validation']['dice_mean']:.3f}; wrote {out}")
     return out

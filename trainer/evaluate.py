@@ -51,6 +51,11 @@ COLUMNS = ["model", "architecture", "filters", "depth", "params", "file_mb", "fi
 RESULTS = "results.csv"
 
 
+def backend_of(path: Path) -> str | None:
+    """The format a model was given in is the one scored and timed (a card alone: the fastest)."""
+    return path.suffix.lstrip(".") if path.suffix in (".keras", ".onnx") else None
+
+
 def pick_tiles(n_total: int, n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_total, size=min(n, n_total), replace=False))
 
@@ -76,7 +81,7 @@ def timed_57(path: Path, tiles: np.ndarray, runs: int) -> tuple[float, float]:
     loads, predicts = [], []
     for _ in range(runs):
         t0 = time.perf_counter()
-        loaded = load_model(path)
+        loaded = load_model(path, backend=backend_of(path))
         t1 = time.perf_counter()
         predict_tiles(loaded.model, tiles, batch=1)
         t2 = time.perf_counter()
@@ -86,7 +91,7 @@ def timed_57(path: Path, tiles: np.ndarray, runs: int) -> tuple[float, float]:
 
 
 def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=print) -> dict:
-    loaded = load_model(path)
+    loaded = load_model(path, backend=backend_of(path))
     card, model = loaded.card, loaded.model
     # The test images as training saw its images: equalised whole, cut without overlap, not flipped.
     x, y, _ = tiles_of(test, PrepareSettings(equalize=card.equalize, flips=False))

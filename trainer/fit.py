@@ -144,7 +144,7 @@ class FitOutputs:
     state: Path  # the interrupted run's training state, for --resume
 
     def written(self) -> tuple[Path, ...]:
-        return self.model, card_path(self.model), self.history, self.state
+        return self.model, self.model.with_suffix(".onnx"), card_path(self.model), self.history, self.state
 
 
 def fit_outputs(out_dir: str | Path, settings: FitSettings, overwrite: bool = False, resume: bool = False,
@@ -154,7 +154,7 @@ def fit_outputs(out_dir: str | Path, settings: FitSettings, overwrite: bool = Fa
     out_dir = check_writable_folder(out_dir, "--out")
     name = variant_name(settings)
     outputs = FitOutputs(out_dir / f"{name}.keras", out_dir / f"{name}_history.csv", state_path(out_dir, name))
-    check_new_files([outputs.model, card_path(outputs.model)], "--out", overwrite)
+    check_new_files([outputs.model, outputs.model.with_suffix(".onnx"), card_path(outputs.model)], "--out", overwrite)
     check_state_choice(outputs.state, resume, restart)
     return outputs
 
@@ -242,7 +242,7 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
                   "continued_from": previous},
         metrics={"validation": val_scores, **({"threshold_scan_dice": scan} if scan else {})},
     )
-    save_model(final, card, outputs.model, overwrite=overwrite)
+    save_model(final, card, outputs.model, overwrite=overwrite, onnx=True)
     write_text_atomic(outputs.history, history_csv(rows))
     outputs.state.unlink(missing_ok=True)
     print(f"wrote {outputs.model} ({epochs_run} epochs, {seconds / 60:.1f} min, val {val_scores})")
@@ -262,7 +262,7 @@ def plateau_callback(settings: FitSettings, monitor: str):
 
 def _init_weights(model, settings: FitSettings) -> dict:
     """Start from another model file of the same variant (to train a shipped model further)."""
-    loaded = load_model(settings.init_from)
+    loaded = load_model(settings.init_from, backend="keras")  # its weights are trained further
     card = loaded.card
     if (card.architecture, card.filters, card.depth) != (settings.architecture, settings.filters, settings.depth):
         raise ValueError(f"{settings.init_from} is {card.label}, not {settings.architecture} "

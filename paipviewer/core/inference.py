@@ -15,7 +15,6 @@ from .preprocess import preprocess
 from .tiling import TILE, extract_tiles, stitch
 
 DEFAULT_OVERLAP = 32
-DEFAULT_BATCH = 4
 
 
 class Cancelled(Exception):
@@ -36,10 +35,16 @@ class Prediction:
         return self.probability >= threshold
 
 
-def predict_tiles(model, tiles: np.ndarray, batch: int = DEFAULT_BATCH,
+def predict_tiles(model, tiles: np.ndarray, batch: int | None = None,
                   progress: Callable[[int, int], None] | None = None,
                   cancelled: Callable[[], bool] | None = None) -> np.ndarray:
-    """Sigmoid outputs (N, h, w) of float32 tiles (N, h, w, 3), a batch at a time."""
+    """Sigmoid outputs (N, h, w) of float32 tiles (N, h, w, 3), a batch at a time.
+
+    ``model`` is any backend's model (``predict_on_batch``: see :mod:`paipviewer.core.backends`) or
+    a Keras model; ``batch`` defaults to the size measured fastest for it."""
+    from .backends import preferred_batch
+
+    batch = batch or preferred_batch(model)
     out = np.empty(tiles.shape[:3], np.float32)
     for start in range(0, len(tiles), batch):
         if cancelled is not None and cancelled():
@@ -54,7 +59,7 @@ def predict_tiles(model, tiles: np.ndarray, batch: int = DEFAULT_BATCH,
 
 
 def predict_image(model, image: np.ndarray, equalize: str, tile: int = TILE, overlap: int = DEFAULT_OVERLAP,
-                  batch: int = DEFAULT_BATCH, progress: Callable[[int, int], None] | None = None,
+                  batch: int | None = None, progress: Callable[[int, int], None] | None = None,
                   cancelled: Callable[[], bool] | None = None) -> Prediction:
     """Probability map of an RGB uint8 image; ``equalize`` must be the model card's."""
     t0 = time.perf_counter()

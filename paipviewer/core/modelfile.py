@@ -1,13 +1,15 @@
-"""Model files: a ``.keras`` file and a JSON card beside it (``name.keras`` + ``name.json``).
+"""Model files: a JSON card and the model's weights beside it, ``name.json`` + ``name.keras`` (the
+source of truth and the training format) + ``name.onnx`` (the same network for ONNX Runtime, the
+viewer's fast path).
 
 The card says what the model is (architecture, filters, depth, parameters), how to feed it
 (input size, preprocessing, threshold), how it was made (training data and settings, epochs,
-time) and how well it did. Loading uses Keras safe mode, so a file with a Lambda layer or other
-pickled code is refused rather than run, and checks the input and output shapes, so a foreign
-Keras model gets a clear error rather than nonsense masks.
+time) and how well it did. Loading never runs code from a file: Keras loads in safe mode (a Lambda
+layer or other pickled code is refused) and an ONNX file is operators and weights; the input and
+output shapes are checked, so a foreign model gets a clear error rather than nonsense masks.
 
-Keras is imported only inside the functions that need it: reading cards and listing models
-stays instant.
+Keras and ONNX Runtime are imported only inside the functions that need them: reading cards and
+listing models stays instant, and the viewer runs without TensorFlow when the ``.onnx`` is there.
 """
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ class ModelCard:
     metrics: dict = field(default_factory=dict)
     created: str = ""
     project_version: str = ""
+    files: list = field(default_factory=list)  # the model's files beside the card: name.keras, name.onnx
     format: str = CARD_FORMAT
 
     @property
@@ -97,12 +100,15 @@ def now_iso() -> str:
 
 
 def save_model(model, card: ModelCard, path: str | os.PathLike, overwrite: bool = False,
-               include_optimizer: bool = False) -> Path:
-    """Write ``model`` and its card atomically; refuse to replace an existing file unless asked."""
+               include_optimizer: bool = False, onnx: bool = False) -> Path:
+    """Write ``model`` and its card atomically, and with ``onnx`` the same network as ``.onnx`` for
+    ONNX Runtime; refuse to replace an existing file unless asked. The card, written last, lists
+    the files."""
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"model files end in .keras, got {path.name}")
-    if not overwrite and (path.exists() or card_path(path).exists()):
+    onnx_path = path.with_suffix(".onnx")
+    if not overwrite and (path.exists() or card_path(path).exists() or (onnx and onnx_path.exists())):
         raise FileExistsError(f"{path} already exists; choose another name or pass overwrite")
     if not card.created:
         card.created = now_iso()
@@ -114,6 +120,13 @@ def save_model(model, card: ModelCard, path: str | os.PathLike, overwrite: bool 
             model.save(tmp)
         else:
             _save_without_optimizer(model, tmp)
+    card.files = [path.name]
+    if onnx:
+        from .backends import export_onnx
+        export_onnx(model, onnx_path, card.input_size)
+        card.files.append(onnx_path.name)
+    elif onnx_path.exists():
+        onnx_path.unlink()  # an older network's export must not stand beside the new weights
     write_text_atomic(card_path(path), card.to_json())
     return path
 
@@ -126,49 +139,64 @@ def _save_without_optimizer(model, tmp: Path) -> None:
 
 @dataclass
 class LoadedModel:
-    model: object
+    model: object      # has predict_on_batch (see paipviewer.core.backends)
     card: ModelCard
-    path: Path
+    path: Path         # the file that was loaded
     file_bytes: int
+    backend: str = "keras"  # "onnx" or "keras"
 
 
-def load_model(path: str | os.PathLike, card: ModelCard | None = None) -> LoadedModel:
-    """Load a model file and its card safely, checking that it maps RGB tiles to one channel.
+MODEL_SUFFIXES = (".onnx", ".keras")
 
-    ``card`` stands in for the card beside the file, for a Keras model brought without one (see
-    :func:`custom_card`); its parameter count is then taken from the model.
+
+def model_files(path: str | os.PathLike) -> dict[str, Path]:
+    """The files of one model (any of them, or its card, given): suffix -> path, those that exist."""
+    base = Path(path).with_suffix("")
+    return {s: base.with_suffix(s) for s in MODEL_SUFFIXES if base.with_suffix(s).is_file()}
+
+
+def load_model(path: str | os.PathLike, card: ModelCard | None = None, backend: str | None = None) -> LoadedModel:
+    """Load a model, given any of its files or its card, safely, checking that it maps RGB tiles to
+    one channel of the same size.
+
+    ``backend`` ("onnx" or "keras") picks the format; by default the fastest whose file exists
+    (ONNX Runtime, then Keras). ``card`` stands in for the card beside the file, for a model brought
+    without one (see :func:`custom_card`); its parameter count is then taken from the model.
     """
+    from .backends import FORMATS, SPEED_ORDER
+
     path = Path(path)
-    if not path.is_file():
+    if path.suffix not in (*MODEL_SUFFIXES, ".json"):
+        raise ModelFileError(f"{path.name}: model files are .keras or .onnx files")
+    if path.suffix != ".json" and not path.is_file():
         raise ModelFileError(f"{path.name}: no such model file")
-    if path.suffix != ".keras":
-        raise ModelFileError(f"{path.name}: model files are .keras files")
-    if not zipfile.is_zipfile(path):
-        raise ModelFileError(f"{path.name}: not a Keras model file (the file is damaged or of another kind)")
-    card = read_card(path) if card is None else card
-    import keras
-    try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises many types for damaged or unsafe files
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelFileError(f"{path.name}: cannot load the model ({message[:300]})") from None
-    check_shapes(model, path.name)
-    # A reloaded functional model expects its one input wrapped in a list; rewrap it so callers pass arrays.
-    model = keras.Model(model.inputs[0], model.outputs[0], name=model.name)
-    params = int(model.count_params())
+    files = model_files(path)
+    wanted = [f".{backend}"] if backend else list(SPEED_ORDER)
+    suffix = next((s for s in wanted if s in files), None)
+    if suffix is None:
+        raise ModelFileError(f"{path.stem}: no {' or '.join(wanted)} file beside {path.name}")
+    chosen = files[suffix]
+    if suffix == ".keras" and not zipfile.is_zipfile(chosen):  # before the card: the file is what is wrong
+        raise ModelFileError(f"{chosen.name}: not a Keras model file (the file is damaged or of another kind)")
+    card = read_card(chosen) if card is None else card
+    model = FORMATS[suffix](chosen)
+    check_shapes(model, chosen.name)
+    if suffix == ".keras":
+        params = int(model.count_params())
+        if card.architecture == CUSTOM:
+            card.params = params
+        if params != card.params:
+            raise ModelFileError(f"{chosen.name}: the card says {card.params:,} parameters, the model has {params:,}")
     if card.architecture == CUSTOM:
-        check_tile_size(model, path.name, card.input_size)
-        card.params = params
-    if params != card.params:
-        raise ModelFileError(f"{path.name}: the card says {card.params:,} parameters, the model has {params:,}")
-    return LoadedModel(model=model, card=card, path=path, file_bytes=path.stat().st_size)
+        check_tile_size(model, chosen.name, card.input_size)
+    return LoadedModel(model=model, card=card, path=chosen, file_bytes=chosen.stat().st_size,
+                       backend=suffix.lstrip("."))
 
 
 def check_shapes(model, name: str = "model") -> None:
-    inputs, outputs = model.inputs, model.outputs
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise ModelFileError(f"{name}: expected one input and one output, got {len(inputs)} and {len(outputs)}")
-    ishape, oshape = tuple(inputs[0].shape), tuple(outputs[0].shape)
+    from .backends import shapes
+
+    ishape, oshape = shapes(model)
     if len(ishape) != 4 or ishape[-1] != 3:
         raise ModelFileError(f"{name}: input shape {ishape} is not a batch of RGB images")
     if len(oshape) != 4 or oshape[-1] != 1:
@@ -189,7 +217,9 @@ def custom_card(equalize: str, threshold: float, input_size: int = 256) -> Model
 
 def check_tile_size(model, name: str, tile: int) -> None:
     """The viewer feeds square tiles of ``tile`` pixels: a model fixed to another size cannot run."""
-    size = tuple(model.inputs[0].shape)[1:3]
+    from .backends import shapes
+
+    size = shapes(model)[0][1:3]
     if any(s is not None and s != tile for s in size):
         raise ModelFileError(f"{name}: the model takes {size[1]} x {size[0]} inputs; the viewer feeds "
                              f"{tile} x {tile} tiles")

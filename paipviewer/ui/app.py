@@ -24,11 +24,11 @@ def resolve_model(window: MainWindow, name: str | None) -> str:
     if not name:
         return ""
     path = Path(name)
-    if path.suffix == ".keras" and path.is_file():
+    if path.suffix in (".keras", ".onnx") and path.is_file():
         return window.session.catalog.add(path).key
     match = [m for m in window.session.catalog.models if m.path.stem == name or m.path.name == name]
     if not match:
-        raise SystemExit(f"paipviewer: no model {name!r} (give a .keras file or one of: "
+        raise SystemExit(f"paipviewer: no model {name!r} (give a .keras or .onnx file or one of: "
                          f"{', '.join(m.path.stem for m in window.session.catalog.models) or 'none found'})")
     return match[0].key
 

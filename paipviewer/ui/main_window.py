@@ -265,7 +265,7 @@ class MainWindow(QMainWindow):
     def open_files_dialog(self) -> None:
         pattern = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
         files, _ = QFileDialog.getOpenFileNames(self, "Open images or models", self.settings.last_folder,
-                                                f"Images and models ({pattern} *.keras);;All files (*)")
+                                                f"Images and models ({pattern} *.keras *.onnx);;All files (*)")
         if files:
             self.open_paths(files)
 
@@ -276,7 +276,7 @@ class MainWindow(QMainWindow):
 
     def add_model_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Add model files", self.settings.last_folder,
-                                                "Keras models (*.keras)")
+                                                "Models (*.keras *.onnx)")
         if files:
             self.open_paths(files)
 
@@ -302,7 +302,7 @@ class MainWindow(QMainWindow):
         urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
         paths = [u.toLocalFile() for u in urls if u.isLocalFile()]
         if not paths:
-            self.session.notify("", "Nothing to open: drop image files, folders of images or .keras model files.")
+            self.session.notify("", "Nothing to open: drop image files, folders of images or model files (.keras, .onnx).")
             event.ignore()
             return
         event.acceptProposedAction()
@@ -443,7 +443,7 @@ class MainWindow(QMainWindow):
     def _message(self, entry, model: str) -> str:
         s = self.session
         if not model:
-            return "No model: add a .keras model file (File > Add model file…)" if entry is not None else ""
+            return "No model: add a model file (File > Add model file…)" if entry is not None else ""
         if entry is None:
             return ""
         if entry.error:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paipviewer.core.datasets import file_identity
-from paipviewer.core.modelfile import ModelCard, ModelFileError, card_path, read_card, training_totals
+from paipviewer.core.modelfile import (MODEL_SUFFIXES, ModelCard, ModelFileError, card_path, model_files,
+                                      read_card, training_totals)
 
 from .paths import DEFAULT_MODEL_STEM
 
@@ -80,6 +81,12 @@ def _recipe(training: dict) -> str:
     return ", ".join(parts)
 
 
+def model_key(path: Path) -> Path:
+    """The file a model is known by: its .keras (the source of truth) where there is one, else its .onnx."""
+    files = model_files(path)
+    return files.get(".keras") or files.get(".onnx") or path
+
+
 class ModelCatalog:
     def __init__(self) -> None:
         self.models: list[ModelInfo] = []
@@ -87,11 +94,13 @@ class ModelCatalog:
     def scan(self, folder: Path) -> list[ModelInfo]:
         if not folder.is_dir():
             return []
-        return [self.add(p) for p in sorted(folder.glob("*.keras"))]
+        found = sorted({p.with_suffix("") for s in MODEL_SUFFIXES for p in folder.glob(f"*{s}")})
+        return [self.add(model_key(base)) for base in found]
 
     def add(self, path: Path) -> ModelInfo:
-        """A model file, listed once whatever path (a symlink, a hard link) it was opened through."""
-        path = Path(path).resolve()
+        """A model, listed once whatever file of it (.keras, .onnx, its card) or path (a symlink, a
+        hard link) it was opened through."""
+        path = model_key(Path(path).resolve())
         identity = file_identity(path)
         found = next((m for m in self.models if file_identity(m.path) == identity), None)
         if found:

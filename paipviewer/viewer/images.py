@@ -9,6 +9,7 @@ import numpy as np
 from paipviewer.core.datasets import MASK_SUFFIXES, DatasetError, discover, find_mask
 from paipviewer.core.imageio import ImageReadError, is_image_path, read_image, read_mask
 from paipviewer.core.inference import Prediction
+from paipviewer.core.modelfile import MODEL_SUFFIXES
 
 
 @dataclass
@@ -85,7 +86,7 @@ def expand_paths(paths) -> tuple[list[tuple[Path, Path | None]], list[Path], lis
                 failures.append(OpenFailure(path, str(exc)))
         elif not path.exists():
             failures.append(OpenFailure(path, "no such file or folder"))
-        elif path.suffix.lower() == ".keras":
+        elif path.suffix.lower() in MODEL_SUFFIXES:
             models.append(path)
         elif not is_image_path(path):
             failures.append(OpenFailure(path, f"not an image file ({path.suffix or 'no extension'})"))

@@ -1,0 +1,90 @@
+"""Model backends: the .onnx and the .keras of a model give the same maps, the viewer's path runs
+without TensorFlow, and a damaged file is refused clearly."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from paipviewer.core.imageio import read_image
+from paipviewer.core.inference import predict_image
+from paipviewer.core.modelfile import ModelFileError, card_path, load_model, save_model
+from paipviewer.viewer.paths import shipped_models_dir
+
+SHIPPED = ("elunet_8_5", "unet_32_5")
+
+
+def sample_images(samples256, n=4):
+    return [read_image(p) for p in sorted((samples256 / "images").glob("*.png"))[:n]]
+
+
+@pytest.mark.parametrize("stem", SHIPPED)
+def test_shipped_onnx_and_keras_agree_on_real_tiles(samples256, stem):
+    fast = load_model(shipped_models_dir() / f"{stem}.keras")  # any file of the model: the fastest backend
+    keras_ = load_model(shipped_models_dir() / f"{stem}.json", backend="keras")
+    assert fast.backend == "onnx" and keras_.backend == "keras" and fast.card == keras_.card
+    assert fast.card.files == [f"{stem}.keras", f"{stem}.onnx"]
+    for image in sample_images(samples256, 2):
+        a = predict_image(fast.model, image, fast.card.equalize).probability
+        b = predict_image(keras_.model, image, keras_.card.equalize).probability
+        assert np.abs(a - b).max() <= 1e-4
+        assert np.array_equal(a >= fast.card.threshold, b >= fast.card.threshold)
+
+
+def test_save_model_writes_the_onnx_beside_and_lists_it(tmp_path, samples256):
+    from helpers import make_model_file
+
+    plain = make_model_file(tmp_path, "elunet", 4, 3)
+    keras_ = load_model(plain)
+    assert keras_.backend == "keras" and not plain.with_suffix(".onnx").exists()  # tests' models skip it
+    out = save_model(keras_.model, keras_.card, tmp_path / "both" / "m.keras", onnx=True)
+    card = json.loads(card_path(out).read_text())
+    assert card["files"] == ["m.keras", "m.onnx"]
+    fast = load_model(out.with_suffix(".onnx"))
+    assert fast.backend == "onnx" and fast.path.suffix == ".onnx"
+    image = sample_images(samples256, 1)[0]
+    a = predict_image(fast.model, image, "rgb").probability
+    b = predict_image(keras_.model, image, "rgb").probability
+    assert np.abs(a - b).max() <= 1e-4
+    # saving again without ONNX removes the older export rather than leave it beside new weights
+    save_model(keras_.model, keras_.card, out, overwrite=True)
+    assert not out.with_suffix(".onnx").exists() and load_model(out).backend == "keras"
+
+
+def test_a_damaged_onnx_is_refused_clearly(tmp_path):
+    card = card_path(shipped_models_dir() / "elunet_8_5.keras").read_text()
+    (tmp_path / "m.json").write_text(card)
+    (tmp_path / "m.onnx").write_bytes(b"\x08\x07not a protobuf of a graph" * 20)
+    with pytest.raises(ModelFileError, match="m.onnx: cannot load the ONNX model"):
+        load_model(tmp_path / "m.onnx")
+    with pytest.raises(ModelFileError, match="no .keras file"):
+        load_model(tmp_path / "m.onnx", backend="keras")
+
+
+BLOCK_TENSORFLOW = """
+import importlib.abc, sys
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx'):
+            raise ImportError(f'{name} is blocked: the viewer must run without it')
+sys.meta_path.insert(0, Blocker())
+from paipviewer.__main__ import main
+code = main(sys.argv[1:])
+assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)
+sys.exit(code)
+"""
+
+
+def test_the_viewer_runs_and_compares_without_tensorflow(tmp_path, samples256):
+    tile = sorted((samples256 / "images").glob("*.png"))[0]
+    out = tmp_path / "fig.png"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-c", BLOCK_TENSORFLOW, str(tile), "--model", "elunet_8_5",
+                          "--compare", "unet_32_5", "--snapshot", str(out)], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert out.is_file() and "blocked" not in run.stderr
