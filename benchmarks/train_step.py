@@ -35,7 +35,8 @@ def measure(arch: str, filters: int, depth: int, policy: str, xla: bool, steps: 
 def main() -> None:
     import keras
 
-    from trainer.fit import cpu_supports_bf16, training_device
+    from paipviewer.core.cpu import native_bf16
+    from trainer.fit import training_device
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variant", nargs="*", default=["elunet", "8", "5"], help="ARCH FILTERS DEPTH")
@@ -44,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     arch, filters, depth = args.variant[0], int(args.variant[1]), int(args.variant[2])
     print(f"keras {keras.__version__} on {keras.backend.backend()}, device {training_device()}; "
-          f"native bf16 on this CPU: {cpu_supports_bf16()}")
+          f"native bf16 on this CPU: {native_bf16()}")
     print("variant,policy,xla,ms_per_tile")
     for policy in ("float32", "mixed_bfloat16"):
         for xla in (True,) if args.xla_only else (False, True):

@@ -24,15 +24,31 @@ def sample_images(samples256, n=4):
 
 @pytest.mark.parametrize("stem", SHIPPED)
 def test_shipped_onnx_and_keras_agree_on_real_tiles(samples256, stem):
-    fast = load_model(shipped_models_dir() / f"{stem}.keras")  # any file of the model: the fastest backend
+    onnx = load_model(shipped_models_dir() / f"{stem}.onnx", backend="onnx")
     keras_ = load_model(shipped_models_dir() / f"{stem}.json", backend="keras")
-    assert fast.backend == "onnx" and keras_.backend == "keras" and fast.card == keras_.card
-    assert fast.card.files == [f"{stem}.keras", f"{stem}.onnx"]
+    assert onnx.backend == "onnx" and keras_.backend == "keras" and onnx.card == keras_.card
+    assert onnx.card.files == [f"{stem}.keras", f"{stem}.onnx"]
     for image in sample_images(samples256, 2):
-        a = predict_image(fast.model, image, fast.card.equalize).probability
+        a = predict_image(onnx.model, image, onnx.card.equalize).probability
         b = predict_image(keras_.model, image, keras_.card.equalize).probability
         assert np.abs(a - b).max() <= 1e-4
-        assert np.array_equal(a >= fast.card.threshold, b >= fast.card.threshold)
+        assert np.array_equal(a >= onnx.card.threshold, b >= onnx.card.threshold)
+
+
+def test_the_default_backend_is_the_fastest_and_openvino_agrees(samples256):
+    from paipviewer.core.backends import openvino_precision
+
+    default = load_model(shipped_models_dir() / "elunet_8_5.keras")  # any file of the model will do
+    assert default.backend == ("openvino" if openvino_precision() else "onnx")
+    # OpenVINO in this CPU's precision (bf16 where native, else fp32) against exact fp32
+    vino = load_model(shipped_models_dir() / "elunet_8_5.onnx", backend="openvino")
+    onnx = load_model(shipped_models_dir() / "elunet_8_5.onnx", backend="onnx")
+    t = onnx.card.threshold
+    for image in sample_images(samples256, 3):
+        a = predict_image(vino.model, image, "rgb").probability
+        b = predict_image(onnx.model, image, "rgb").probability
+        assert np.abs(a - b).max() <= (0.1 if vino.model.precision == "bf16" else 1e-4)
+        assert np.mean((a >= t) == (b >= t)) >= 0.999
 
 
 def test_save_model_writes_the_onnx_beside_and_lists_it(tmp_path, samples256):
@@ -44,7 +60,7 @@ def test_save_model_writes_the_onnx_beside_and_lists_it(tmp_path, samples256):
     out = save_model(keras_.model, keras_.card, tmp_path / "both" / "m.keras", onnx=True)
     card = json.loads(card_path(out).read_text())
     assert card["files"] == ["m.keras", "m.onnx"]
-    fast = load_model(out.with_suffix(".onnx"))
+    fast = load_model(out.with_suffix(".onnx"), backend="onnx")
     assert fast.backend == "onnx" and fast.path.suffix == ".onnx"
     image = sample_images(samples256, 1)[0]
     a = predict_image(fast.model, image, "rgb").probability

@@ -81,6 +81,7 @@ def test_open_runs_model_and_shows_scores(window, qtbot, samples):
     assert window.metrics_panel.value(0, "jaccard") == f"{c.jaccard:.3f}"
     assert window.metrics_panel.value(0, "tp") == f"{c.tp:,}"
     assert float(window.metrics_panel.value(0, "inference")) >= 0
+    assert window.metrics_panel.value(0, "runtime") == "Keras"  # the tests' models have no .onnx
     assert np.array_equal(window.view.overlay_array(), expected_overlay(window, entry))
     assert f"ELU-Net 4/3: J {c.jaccard:.3f}" in window.image_list.item_of(entry.key).text()  # names its model
     assert "mean per-tile Jaccard" in window.metrics_panel.summary.text()

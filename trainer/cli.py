@@ -84,12 +84,14 @@ def _fit_settings(args, architecture, filters, depth):
 
 
 def cmd_fit(args) -> int:
-    from .fit import cpu_supports_bf16, fit, fit_outputs, training_device
+    from paipviewer.core.cpu import native_bf16
+
+    from .fit import fit, fit_outputs, training_device
     from .prepare import prepare
     settings = _fit_settings(args, args.arch, args.filters, args.depth)
     choices = dict(overwrite=args.overwrite, resume=args.resume, restart=args.restart)
     fit_outputs(args.out, settings, **choices)  # before preparing the data, which can take minutes
-    if args.bf16 and not cpu_supports_bf16() and training_device() == "cpu":
+    if args.bf16 and not native_bf16() and training_device() == "cpu":
         print("warning: this CPU has no native bf16 (AVX-512 BF16 / AMX); bf16 will be emulated and slower",
               file=sys.stderr)
     prepared = prepare(args.data, _prepare_settings(args), args.cache)

@@ -36,7 +36,7 @@ from paipviewer.core.imageio import read_image, read_mask
 from paipviewer.core.inference import DEFAULT_OVERLAP, predict_image, predict_tiles
 from paipviewer.core.metrics import confusion, mean_score, pooled
 from paipviewer.core.scoring import tile_confusions
-from paipviewer.core.modelfile import load_model, training_totals
+from paipviewer.core.modelfile import load_model, model_files, training_totals
 from paipviewer.core.preprocess import to_float
 
 from .fit import predict_uint8_tiles
@@ -66,8 +66,16 @@ def tf_import_seconds() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def size_with_optimizer(model) -> int:
+def size_with_optimizer(loaded) -> int | None:
+    """Bytes of the model's .keras saved with an Adam state (None for a model without a .keras)."""
     import keras
+
+    if loaded.backend != "keras":
+        keras_file = model_files(loaded.path).get(".keras")
+        if keras_file is None:
+            return None
+        loaded = load_model(keras_file, backend="keras")
+    model = loaded.model
     model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy")
     model.optimizer.build(model.trainable_variables)
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,7 +119,7 @@ def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=pri
     row = {
         "model": path.name, "architecture": card.architecture, "filters": card.filters, "depth": card.depth,
         "params": card.params, "file_mb": loaded.file_bytes / 1e6,
-        "file_mb_with_optimizer": size_with_optimizer(model) / 1e6,
+        "file_mb_with_optimizer": (size_with_optimizer(loaded) or float("nan")) / 1e6,
         "jaccard_57": mean_score(tiles57), "mean_iou_57": mean_score(tiles57, "mean_iou"),
         "empty_tiles_57": sum(1 for i in chosen if not y[i].any()),
         "jaccard_tiles": mean_score(per_tile), "dice_tiles": mean_score(per_tile, "dice"),

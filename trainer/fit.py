@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from paipviewer.core.atomic import remove_temporaries, write_text_atomic
-from paipviewer.core.scoring import tile_scores, tune_threshold
+from paipviewer.core.cpu import native_bf16
 from paipviewer.core.modelfile import DEFAULT_THRESHOLD, ModelCard, card_path, load_model, save_model
+from paipviewer.core.scoring import tile_scores, tune_threshold
 
 from .checkpoint import CheckpointError, TrainingState, check_state_choice, load_state, save_state, state_path
 from .outputs import check_new_files, check_writable_folder
@@ -52,15 +53,6 @@ class FitSettings:
 
 def variant_name(s: FitSettings) -> str:
     return variant_id(s.architecture, s.filters, s.depth)
-
-
-def cpu_supports_bf16() -> bool:
-    """True where the CPU has native bf16 (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slow."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def training_device() -> str:
@@ -237,7 +229,7 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
                   "split": {k: len(v) for k, v in manifest["split"].items()},
                   "train_tiles": int(len(xt)), "val_tiles": int(len(xv)), "epochs_run": epochs_run,
                   "best_epoch": best_epoch, "seconds": round(seconds, 1), "monitor": monitor,
-                  "cpu_bf16_native": cpu_supports_bf16(), "host_cores": os.cpu_count(),
+                  "cpu_bf16_native": native_bf16(), "host_cores": os.cpu_count(),
                   "backend": keras.backend.backend(), "device": training_device(),
                   "continued_from": previous},
         metrics={"validation": val_scores, **({"threshold_scan_dice": scan} if scan else {})},

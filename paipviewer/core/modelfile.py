@@ -143,7 +143,14 @@ class LoadedModel:
     card: ModelCard
     path: Path         # the file that was loaded
     file_bytes: int
-    backend: str = "keras"  # "onnx" or "keras"
+    backend: str = "keras"  # "openvino", "onnx" (ONNX Runtime) or "keras"
+
+    @property
+    def runtime(self) -> str:
+        """What runs the model, for the user: "ONNX Runtime", "OpenVINO bf16", "Keras"."""
+        if self.backend == "openvino":
+            return f"OpenVINO {self.model.precision}"
+        return {"onnx": "ONNX Runtime", "keras": "Keras"}[self.backend]
 
 
 MODEL_SUFFIXES = (".onnx", ".keras")
@@ -159,11 +166,11 @@ def load_model(path: str | os.PathLike, card: ModelCard | None = None, backend: 
     """Load a model, given any of its files or its card, safely, checking that it maps RGB tiles to
     one channel of the same size.
 
-    ``backend`` ("onnx" or "keras") picks the format; by default the fastest whose file exists
-    (ONNX Runtime, then Keras). ``card`` stands in for the card beside the file, for a model brought
+    ``backend`` ("openvino", "onnx" or "keras") picks the runtime; by default the fastest whose file
+    exists (see :func:`paipviewer.core.backends.speed_order`). ``card`` stands in for the card beside the file, for a model brought
     without one (see :func:`custom_card`); its parameter count is then taken from the model.
     """
-    from .backends import FORMATS, SPEED_ORDER
+    from .backends import BACKENDS, speed_order
 
     path = Path(path)
     if path.suffix not in (*MODEL_SUFFIXES, ".json"):
@@ -171,15 +178,19 @@ def load_model(path: str | os.PathLike, card: ModelCard | None = None, backend: 
     if path.suffix != ".json" and not path.is_file():
         raise ModelFileError(f"{path.name}: no such model file")
     files = model_files(path)
-    wanted = [f".{backend}"] if backend else list(SPEED_ORDER)
-    suffix = next((s for s in wanted if s in files), None)
-    if suffix is None:
-        raise ModelFileError(f"{path.stem}: no {' or '.join(wanted)} file beside {path.name}")
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    wanted = [backend] if backend else list(speed_order())
+    backend = next((b for b in wanted if BACKENDS[b][0] in files), None)
+    if backend is None:
+        needed = " or ".join(dict.fromkeys(BACKENDS[b][0] for b in wanted))
+        raise ModelFileError(f"{path.stem}: no {needed} file beside {path.name}")
+    suffix, loader = BACKENDS[backend]
     chosen = files[suffix]
     if suffix == ".keras" and not zipfile.is_zipfile(chosen):  # before the card: the file is what is wrong
         raise ModelFileError(f"{chosen.name}: not a Keras model file (the file is damaged or of another kind)")
     card = read_card(chosen) if card is None else card
-    model = FORMATS[suffix](chosen)
+    model = loader(chosen)
     check_shapes(model, chosen.name)
     if suffix == ".keras":
         params = int(model.count_params())
@@ -189,8 +200,7 @@ def load_model(path: str | os.PathLike, card: ModelCard | None = None, backend: 
             raise ModelFileError(f"{chosen.name}: the card says {card.params:,} parameters, the model has {params:,}")
     if card.architecture == CUSTOM:
         check_tile_size(model, chosen.name, card.input_size)
-    return LoadedModel(model=model, card=card, path=chosen, file_bytes=chosen.stat().st_size,
-                       backend=suffix.lstrip("."))
+    return LoadedModel(model=model, card=card, path=chosen, file_bytes=chosen.stat().st_size, backend=backend)
 
 
 def check_shapes(model, name: str = "model") -> None:

@@ -81,7 +81,8 @@ def view_title(session: Session, entry: ImageEntry | None, model: str, side_by_s
 METRIC_ROWS = (("Jaccard", "jaccard"), ("Dice", "dice"), ("Precision", "precision"), ("Recall", "recall"),
                ("TP pixels", "tp"), ("FP pixels", "fp"), ("FN pixels", "fn"),
                ("Nuclei", "nuclei"), ("Nuclear area", "area"),
-               ("Load (s)", "model_load"), ("Inference (s)", "inference"), ("Total (s)", "total"))
+               ("Load (s)", "model_load"), ("Inference (s)", "inference"), ("Total (s)", "total"),
+               ("Runs on", "runtime"))
 
 
 def metric_column(session: Session, entry: ImageEntry | None, model: str, count: bool = True) -> dict[str, str]:
@@ -109,6 +110,7 @@ def metric_column(session: Session, entry: ImageEntry | None, model: str, count:
     out["area"] = f"{100 * pixels / result.levels.size:.1f}% ({pixels:,} px)"
     for key, value in result.prediction.timing.items():
         out[key] = f"{value:.2f}"
+    out["runtime"] = result.runtime
     return out
 
 

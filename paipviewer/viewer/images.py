@@ -17,6 +17,7 @@ class Result:
     """One model's run on one image: its probability map, and the map's levels for fast thresholds."""
     prediction: Prediction
     levels: np.ndarray  # uint8, paipviewer.core.scoring.levels_of(prediction.probability)
+    runtime: str = ""   # what ran the model: "ONNX Runtime", "OpenVINO bf16", "Keras"
 
     @property
     def model_load_seconds(self) -> float:

@@ -102,7 +102,7 @@ def run_model(cache: ModelCache, model_key: str, image: np.ndarray, *, progress,
         except Exception as exc:
             raise InferenceError(f"{loaded.card.label} failed on this image: {message(exc)}") from exc
     prediction.timing["model_load"] = load_seconds
-    return Result(prediction, levels_of(prediction.probability))
+    return Result(prediction, levels_of(prediction.probability), loaded.runtime)
 
 
 def load_image(key: str, image_path: Path, mask_path: Path | None, *, progress, cancelled) -> ImageLoaded:
