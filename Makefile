@@ -2,13 +2,14 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+PREFIX ?= $(HOME)/.local
 
-.PHONY: run test params clean-venv
+.PHONY: run test params clean-venv wheel smoke-wheel bundle install-desktop
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e ".[train,test]"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -19,6 +20,22 @@ test: $(STAMP)
 
 params: $(STAMP)
 	$(VENV)/bin/paip-train params
+
+# The wheel and sdist, and a smoke run of the wheel in a fresh virtualenv outside the repository.
+wheel: $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet build
+	$(VENV)/bin/python -m build --outdir dist .
+
+smoke-wheel: wheel
+	bash packaging/smoke_wheel.sh dist
+
+# The desktop bundle (PyInstaller, one folder, no TensorFlow) and its smoke test.
+bundle: $(STAMP)
+	bash packaging/build_bundle.sh
+
+# The .desktop entry, AppStream metadata and icons under XDG paths ($(PREFIX)/share).
+install-desktop:
+	bash packaging/install_desktop.sh $(PREFIX)
 
 clean-venv:
 	rm -rf $(VENV)

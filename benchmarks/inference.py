@@ -39,8 +39,8 @@ def make_tiles(card, out: Path) -> Path:
     """The 57 tiles evaluate scores: test images equalised whole, cut without overlap, seeded pick."""
     from paipviewer.core.datasets import discover
     from paipviewer.core.preprocess import to_float
-    from trainer.evaluate import pick_tiles
-    from trainer.prepare import PrepareSettings, tiles_of
+    from paip_trainer.evaluate import pick_tiles
+    from paip_trainer.prepare import PrepareSettings, tiles_of
 
     test = discover(DATA / "test")
     x, _, _ = tiles_of(test, PrepareSettings(equalize=card.equalize, flips=False))

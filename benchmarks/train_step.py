@@ -16,7 +16,7 @@ import numpy as np
 def measure(arch: str, filters: int, depth: int, policy: str, xla: bool, steps: int = 3) -> float:
     import keras
 
-    from trainer.models import build_model
+    from paip_trainer.models import build_model
 
     keras.mixed_precision.set_global_policy(policy)
     model = build_model(arch, filters, depth)
@@ -36,7 +36,7 @@ def main() -> None:
     import keras
 
     from paipviewer.core.cpu import native_bf16
-    from trainer.fit import training_device
+    from paip_trainer.fit import training_device
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variant", nargs="*", default=["elunet", "8", "5"], help="ARCH FILTERS DEPTH")

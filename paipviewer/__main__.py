@@ -5,10 +5,13 @@ import argparse
 import os
 import sys
 
+from paipviewer import __version__
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="paipviewer", description="View tumour-nucleus segmentations of H&E "
                                 "images: prediction, ground truth and TP/FP/FN, per model or side by side.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("paths", nargs="*", help="images, folders or model files, .keras or .onnx (default: the sample tiles)")
     p.add_argument("--model", help="model file or name (file stem) to run; default elunet_8_5 if shipped")
     p.add_argument("--compare", help="second model to show side by side")

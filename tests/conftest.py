@@ -46,7 +46,7 @@ def tiny_model_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def paip_prepared(paip_fixture, tmp_path_factory):
     """The PAIP layout fixture prepared with the study's settings, and the cache folder it lives in."""
-    from trainer.prepare import PrepareSettings, prepare
+    from paip_trainer.prepare import PrepareSettings, prepare
 
     cache = tmp_path_factory.mktemp("cache")
     return prepare(paip_fixture, PrepareSettings(), cache, log=lambda *_: None), cache

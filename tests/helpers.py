@@ -8,7 +8,7 @@ def make_model_file(folder: Path, architecture: str = "elunet", filters: int = 4
                     threshold: float = 0.5) -> Path:
     """Build and save a small real model with its card (untrained: weights are Keras' init)."""
     from paipviewer.core.modelfile import ModelCard, save_model
-    from trainer.models import build_model
+    from paip_trainer.models import build_model
 
     path = Path(folder) / f"{architecture}_{filters}_{depth}.keras"
     model = build_model(architecture, filters, depth, input_size=None)
@@ -33,7 +33,7 @@ def huge_png(path: Path, width: int = 40000, height: int = 40000) -> Path:
 
 def tiny_settings(**overrides):
     """FitSettings for a seconds-long ELU-Net 4/4 fit on a few tiles."""
-    from trainer.fit import FitSettings
+    from paip_trainer.fit import FitSettings
 
     settings = dict(learning_rate=1e-3, epochs=2, steps_per_epoch=2, batch_size=4, xla=False)
     return FitSettings(architecture="elunet", filters=4, depth=4, **{**settings, **overrides})

@@ -9,9 +9,9 @@ from paipviewer.core.datasets import discover
 from paipviewer.core.imageio import read_image, read_mask
 from paipviewer.core.modelfile import load_model
 from paipviewer.core.preprocess import preprocess
-from trainer.augment import augment_pair
-from trainer.batches import TileBatches
-from trainer.fit import fit
+from paip_trainer.augment import augment_pair
+from paip_trainer.batches import TileBatches
+from paip_trainer.fit import fit
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from conftest import REPO
 
 CHECK = """
 import sys, pkgutil, importlib
-import paipviewer.core, paipviewer.viewer, trainer
-packages = (paipviewer.core, paipviewer.viewer, trainer)
+import paipviewer.core, paipviewer.viewer, paip_trainer
+packages = (paipviewer.core, paipviewer.viewer, paip_trainer)
 names = [m.name for p in packages for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.')]
 for name in names:
     importlib.import_module(name)

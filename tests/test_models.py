@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from trainer.models import build_model
-from trainer.variants import grid_variants
+from paip_trainer.models import build_model
+from paip_trainer.variants import grid_variants
 
 
 def architectures_md_counts() -> dict[tuple[str, int, int], tuple[int, int | None]]:
@@ -37,7 +37,7 @@ def architectures_md_counts() -> dict[tuple[str, int, int], tuple[int, int | Non
 
 @pytest.fixture(scope="module")
 def params_rows():
-    out = subprocess.run([sys.executable, "-m", "trainer.cli", "params"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "paip_trainer.cli", "params"], capture_output=True, text=True,
                          check=True, cwd=REPO)
     return list(csv.DictReader(io.StringIO(out.stdout)))
 

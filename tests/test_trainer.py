@@ -10,10 +10,10 @@ import pytest
 
 from helpers import tiny_settings
 from paipviewer.core.modelfile import load_model, training_totals
-from trainer.cli import main as cli
-from trainer.fit import FitSettings, fit
-from trainer.grid import run_grid
-from trainer.prepare import PrepareSettings, load_prepared, prepare, read_manifest, select_samples, split_samples
+from paip_trainer.cli import main as cli
+from paip_trainer.fit import FitSettings, fit
+from paip_trainer.grid import run_grid
+from paip_trainer.prepare import PrepareSettings, load_prepared, prepare, read_manifest, select_samples, split_samples
 
 
 def test_paip_selection_follows_the_study(paip_fixture):
@@ -72,9 +72,9 @@ def test_tiny_fit_writes_model_card_and_history(paip_prepared, tmp_path):
     # the .onnx beside it computes what the .keras computes
     keras_ = load_model(path, backend="keras")
     assert card.files == ["elunet_4_4.keras", "elunet_4_4.onnx"]
-    from trainer.prepare import load_prepared
+    from paip_trainer.prepare import load_prepared
     xv, _ = load_prepared(folder, "val")
-    from trainer.fit import predict_uint8_tiles
+    from paip_trainer.fit import predict_uint8_tiles
     a, b = predict_uint8_tiles(loaded.model, xv[:16]), predict_uint8_tiles(keras_.model, xv[:16])
     assert np.abs(a - b).max() <= 1e-4 and np.array_equal(a >= card.threshold, b >= card.threshold)
     assert card.label == "ELU-Net 4/4" and card.params == 40377 and card.equalize == "rgb"
@@ -94,8 +94,8 @@ def test_tiny_fit_writes_model_card_and_history(paip_prepared, tmp_path):
 
 def test_lr_plateau_halves_the_learning_rate_when_validation_stalls():
     import keras
-    from trainer.fit import plateau_callback
-    from trainer.models import build_model
+    from paip_trainer.fit import plateau_callback
+    from paip_trainer.models import build_model
 
     model = build_model("elunet", 4, 4)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
@@ -214,7 +214,7 @@ def test_calibrate_writes_a_copy_with_the_tuned_threshold(paip_fixture, paip_pre
 
 
 def test_bf16_on_the_cpu_trains_without_xla():
-    from trainer.cli import _fit_settings, build_parser
+    from paip_trainer.cli import _fit_settings, build_parser
 
     def settings(*flags):
         args = build_parser().parse_args(["fit", "--data", "x", "--arch", "elunet", "--filters", "4", "--depth", "4",

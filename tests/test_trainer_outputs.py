@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-import trainer.evaluate
-from trainer.cli import main as cli
+import paip_trainer.evaluate
+from paip_trainer.cli import main as cli
 
 FIT = ["--arch", "elunet", "--filters", "4", "--depth", "4", "--epochs", "1", "--steps-per-epoch", "1",
        "--batch", "2", "--no-xla", "--verbose", "0"]
@@ -28,12 +28,12 @@ def no_work(monkeypatch):
     def refuse(*_, **__):
         raise AssertionError("work began before the output checks")
 
-    import trainer.calibrate
-    import trainer.prepare
-    monkeypatch.setattr(trainer.prepare, "split_samples", refuse)
-    monkeypatch.setattr(trainer.evaluate, "tf_import_seconds", refuse)
-    monkeypatch.setattr(trainer.evaluate, "evaluate_model", refuse)
-    monkeypatch.setattr(trainer.calibrate, "load_model", refuse)
+    import paip_trainer.calibrate
+    import paip_trainer.prepare
+    monkeypatch.setattr(paip_trainer.prepare, "split_samples", refuse)
+    monkeypatch.setattr(paip_trainer.evaluate, "tf_import_seconds", refuse)
+    monkeypatch.setattr(paip_trainer.evaluate, "evaluate_model", refuse)
+    monkeypatch.setattr(paip_trainer.calibrate, "load_model", refuse)
 
 
 @pytest.mark.parametrize("command, option", [("prepare", "--cache"), ("fit", "--out"), ("fit", "--cache"),

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import trainer.fit
+import paip_trainer.fit
 from conftest import REPO
 from helpers import tiny_settings
 from paipviewer.core.modelfile import load_model
-from trainer.checkpoint import TrainingState, load_state, save_state, state_path
-from trainer.cli import main as cli
-from trainer.fit import fit, history_csv
-from trainer.prepare import PrepareSettings, load_prepared, prepare
+from paip_trainer.checkpoint import TrainingState, load_state, save_state, state_path
+from paip_trainer.cli import main as cli
+from paip_trainer.fit import fit, history_csv
+from paip_trainer.prepare import PrepareSettings, load_prepared, prepare
 
 # A rate so high that validation loss worsens after epoch 1: the plateau halves the rate after epochs 2 and 3
 # and early stopping ends training after epoch 4 (of 5), keeping epoch 1's weights. Resuming right needs
@@ -48,7 +48,7 @@ def state_epoch(path) -> int:
 
 def kill_after_epoch(argv: list[str], state, epoch: int) -> None:
     """Run ``paip-train`` and SIGKILL it once its training state has ``epoch`` epochs, wherever it then is."""
-    proc = subprocess.Popen([sys.executable, "-m", "trainer.cli", *argv], cwd=REPO, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "paip_trainer.cli", *argv], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     try:
         deadline = time.monotonic() + 240
@@ -74,7 +74,7 @@ def test_fit_killed_after_an_epoch_resumes_as_if_uninterrupted(paip_fixture, pai
                                                                 capsys):
     folder, cache = paip_prepared
     whole = fit(folder, tiny_settings(**SETTINGS), tmp_path / "whole", verbose=0)
-    reference = load_model(whole)
+    reference = load_model(whole, backend="keras")
     epochs_run = reference.card.training["epochs_run"]
     out = tmp_path / "killed"
     state = state_path(out, "elunet_4_4")
@@ -85,12 +85,12 @@ def test_fit_killed_after_an_epoch_resumes_as_if_uninterrupted(paip_fixture, pai
     assert killed.optimizer[0] == 2 * k  # Adam's iteration count: 2 steps an epoch
 
     saved = []
-    real_save = trainer.fit.save_state
-    monkeypatch.setattr(trainer.fit, "save_state", lambda path, s: (saved.append(s), real_save(path, s)))
+    real_save = paip_trainer.fit.save_state
+    monkeypatch.setattr(paip_trainer.fit, "save_state", lambda path, s: (saved.append(s), real_save(path, s)))
     assert cli(fit_argv(paip_fixture, cache, out, "--resume")) == 0, capsys.readouterr().err
     assert [(s.epoch, int(s.optimizer[0])) for s in saved] == [(e, 2 * e) for e in range(k + 1, epochs_run + 1)]
 
-    resumed = load_model(out / "elunet_4_4.keras")
+    resumed = load_model(out / "elunet_4_4.keras", backend="keras")
     card = resumed.card
     assert (epochs_run, reference.card.training["best_epoch"]) == (4, 1)
     assert (card.training["epochs_run"], card.training["best_epoch"]) == (epochs_run, 1)
@@ -143,12 +143,12 @@ def test_a_damaged_state_is_refused_clearly_and_restart_starts_over(paip_fixture
 
 
 def test_a_full_disk_keeps_the_previous_epochs_state(paip_fixture, paip_prepared, tmp_path, monkeypatch, capsys):
-    import trainer.checkpoint
+    import paip_trainer.checkpoint
 
     _, cache = paip_prepared
     out = tmp_path / "out"
     writes = []
-    real_write = trainer.checkpoint._write_npz
+    real_write = paip_trainer.checkpoint._write_npz
 
     def fill_the_disk(fh, arrays):
         writes.append(len(writes) + 1)
@@ -157,7 +157,7 @@ def test_a_full_disk_keeps_the_previous_epochs_state(paip_fixture, paip_prepared
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_write(fh, arrays)
 
-    monkeypatch.setattr(trainer.checkpoint, "_write_npz", fill_the_disk)
+    monkeypatch.setattr(paip_trainer.checkpoint, "_write_npz", fill_the_disk)
     assert cli(fit_argv(paip_fixture, cache, out)) == 2
     err = capsys.readouterr().err
     assert err.startswith("paip-train fit: error: cannot write the training state") and len(err.splitlines()) == 1

@@ -8,14 +8,24 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from paipviewer import __version__
 from paipviewer.core.preprocess import DEFAULT_EQUALIZE, EQUALIZE_MODES
 
 from .fit import LOSSES
 from .variants import ARCHITECTURES, MAX_DEPTH, MIN_DEPTH
 
 
-def _quiet_tensorflow() -> None:
+def _quiet_tensorflow(command: str) -> None:
+    """TensorFlow's native start-up lines (oneDNN notes, "failed call to cuInit") are filtered while
+    Keras is imported, for the commands that use it; the training's own output is never held back."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if command != "prepare":
+        from paipviewer.core.quiet import native_chatter_filtered
+        with native_chatter_filtered():
+            import keras
+            if keras.backend.backend() == "tensorflow":  # its devices start here: "failed call to cuInit"
+                import tensorflow as tf
+                tf.config.list_physical_devices()
 
 
 def _checked(convert: Callable[[str], object], ok: Callable[[object], bool], wording: str):
@@ -181,6 +191,7 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="paip-train", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("params", help="print the study's 18 variants and their parameter counts as CSV")
@@ -241,9 +252,9 @@ def _message(exc: Exception) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _quiet_tensorflow()
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    _quiet_tensorflow(args.command)
     try:
         return args.func(args, argv) if args.func is cmd_grid else args.func(args)
     except (ValueError, OSError) as exc:

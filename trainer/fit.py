@@ -4,7 +4,7 @@ Defaults are the study's recipe: Adam 1e-4, binary cross-entropy, batch 8, up to
 early stopping on validation loss keeping the best weights. Everything is overridable; the
 card records what was used. The model file, card and history CSV are written atomically at the
 end, so an interrupted run leaves no half-written model; the training state of the last epoch
-(:mod:`trainer.checkpoint`) is kept beside them so ``--resume`` carries on as if uninterrupted.
+(:mod:`paip_trainer.checkpoint`) is kept beside them so ``--resume`` carries on as if uninterrupted.
 """
 from __future__ import annotations
 

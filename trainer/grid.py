@@ -69,7 +69,7 @@ def run_grid(out_dir: str | Path, fit_argv: Callable[[str, int, int], list[str]]
         resume = ["--resume"] if state_path(out_dir, vid).is_file() else []
         log(f"{vid}: {'resuming' if resume else 'training'}")
         start = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "trainer.cli", *fit_argv(arch, filters, depth), *resume],
+        proc = subprocess.run([sys.executable, "-m", "paip_trainer.cli", *fit_argv(arch, filters, depth), *resume],
                               stderr=subprocess.PIPE, text=True)
         seconds = f"{time.monotonic() - start:.0f}"
         if proc.returncode == 0 and (out_dir / f"{vid}.keras").is_file():

@@ -123,7 +123,9 @@ def cache_key(root: Path, samples: list[Sample], settings: PrepareSettings) -> s
 
 
 def default_cache_root() -> Path:
-    return Path.home() / ".cache" / "paipviewer" / "prepared"
+    """The platform's cache folder (~/.cache/paipviewer/prepared on Linux, XDG_CACHE_HOME respected)."""
+    from paipviewer.viewer.paths import cache_dir
+    return cache_dir() / "prepared"
 
 
 def prepare(root: str | Path, settings: PrepareSettings = PrepareSettings(), cache_root: str | Path | None = None,

@@ -120,7 +120,11 @@ def load_openvino(path: Path) -> OpenVinoModel:
 
 def load_keras(path: Path):
     """A Keras model in safe mode, rewrapped so that callers pass plain arrays."""
-    import keras
+    try:
+        import keras
+    except ImportError:
+        raise ModelFileError(f"{path.name}: running a .keras needs TensorFlow (pip install paipviewer[train]); "
+                             "a model with its .onnx beside it does not") from None
 
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
@@ -161,8 +165,13 @@ def export_onnx(model, path: Path, tile: int = 256) -> Path:
     spatial size; it is called once first, since the exporter needs a traced model."""
     from .atomic import atomic_path
 
+    import keras
+
     model.predict_on_batch(np.zeros((1, tile, tile, 3), np.float32))
+    # The signature is stated: left to itself the exporter takes the shape of an earlier call, which in
+    # a process that ran the model on stacked batches gave a five-dimensional input.
+    signature = [keras.InputSpec(shape=(None, None, None, 3), dtype="float32")]
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # tf2onnx probes np.object, gone from NumPy 2
-        model.export(str(tmp), format="onnx", verbose=False)
+        model.export(str(tmp), format="onnx", verbose=False, input_signature=signature)
     return path

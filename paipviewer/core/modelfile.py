@@ -122,8 +122,9 @@ def save_model(model, card: ModelCard, path: str | os.PathLike, overwrite: bool 
             _save_without_optimizer(model, tmp)
     card.files = [path.name]
     if onnx:
-        from .backends import export_onnx
+        from .backends import export_onnx, load_onnx
         export_onnx(model, onnx_path, card.input_size)
+        check_shapes(load_onnx(onnx_path), onnx_path.name)  # an export that went wrong fails here, not in a viewer
         card.files.append(onnx_path.name)
     elif onnx_path.exists():
         onnx_path.unlink()  # an older network's export must not stand beside the new weights

@@ -7,12 +7,15 @@ import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
+from paipviewer import __version__
 from paipviewer.core.atomic import atomic_path
 from paipviewer.viewer.layers import LAYERS
 from paipviewer.viewer.paths import sample_dir, shipped_models_dir, user_models_dir
 
+from .desktop import install_excepthook, start_logging
 from .main_window import MainWindow
 from .settings import Settings
 
@@ -67,9 +70,15 @@ def apply_view_options(window: MainWindow, args) -> None:
         session.set_threshold(session.model_key, args.threshold)
 
 
+DESKTOP_ID = "org.paipviewer.paipviewer"  # the .desktop file's name: Wayland's app id, the taskbar's icon
+
+
 def run(args) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("PAIP Viewer")
+    app.setApplicationVersion(__version__)
+    QGuiApplication.setDesktopFileName(DESKTOP_ID)
+    start_logging()
     snapshot = Path(args.snapshot) if args.snapshot else None
     if snapshot and snapshot.exists() and not args.overwrite:
         print(f"paipviewer: {snapshot} exists; pass --overwrite to replace it", file=sys.stderr)
@@ -80,6 +89,9 @@ def run(args) -> int:
     settings = Settings(Path(scratch.name) / "snapshot.ini") if scratch else None
     window = build_window(args.paths, args.model, args.compare, args.models_dir, settings=settings,
                           background_scoring=snapshot is None)
+    install_excepthook(window.show_error_dialog)
+    if os.environ.get("PAIPVIEWER_CRASH_TEST"):  # a crash on purpose, to check the handler end to end
+        QTimer.singleShot(0, _crash_on_purpose)
     apply_view_options(window, args)
     paths = args.paths or [str(sample_dir())]
     if snapshot is not None:
@@ -88,6 +100,10 @@ def run(args) -> int:
     # Open after the first paint, so the window shows before any file is read.
     QTimer.singleShot(0, lambda: window.open_paths(paths))
     return app.exec()
+
+
+def _crash_on_purpose() -> None:
+    raise RuntimeError("crash on purpose (PAIPVIEWER_CRASH_TEST is set)")
 
 
 def _snapshot(app, window: MainWindow, paths, out: Path, scale: float) -> int:

@@ -44,6 +44,10 @@ class ImageList(QListWidget):
         item.setFlags(Qt.ItemIsEnabled)
         self.addItem(item)
 
+    def clear_all(self) -> None:
+        self.clear()
+        self._items.clear()
+
     def item_of(self, key: str) -> QListWidgetItem | None:
         return self._items.get(key)
 

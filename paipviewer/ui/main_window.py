@@ -6,7 +6,7 @@ from pathlib import Path
 
 import qtawesome as qta
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
                                QScrollArea, QSplitter, QToolButton)
 
@@ -16,10 +16,12 @@ from paipviewer.viewer import events as ev
 from paipviewer.viewer.catalog import ModelCatalog
 from paipviewer.viewer.jobs import ModelCache
 from paipviewer.viewer.layers import KINDS, compose, legend, probability_rgba
+from paipviewer.viewer.paths import resources_dir
 from paipviewer.viewer.session import Session
 
 from .card_dialog import CardDialog
 from .image_list import ImageList
+from .about import show_about
 from .image_view import ImageView
 from .layers_panel import LayersPanel
 from .menus import build_menus
@@ -49,7 +51,7 @@ class MainWindow(QMainWindow):
                  cache: ModelCache | None = None) -> None:
         super().__init__()
         self.setWindowTitle("PAIP Viewer")
-        self.setWindowIcon(qta.icon("mdi6.microscope"))
+        self.setWindowIcon(QIcon(str(resources_dir() / "icons" / "org.paipviewer.paipviewer.svg")))
         self.setDockOptions(QMainWindow.AnimatedDocks | QMainWindow.AllowTabbedDocks)
         self.settings = settings or Settings()
         catalog = ModelCatalog()
@@ -197,6 +199,7 @@ class MainWindow(QMainWindow):
         opened = self.session.add([Path(p) for p in paths])
         if opened.images:
             self.settings.last_folder = str(Path(opened.images[0].path).parent)
+            self.settings.recent = [str(Path(p).resolve()) for p in paths] + self.settings.recent
         for key in opened.needs_card:
             self.ask_for_card(key)
         self.opened.emit(len(opened.images), len(opened.failures))
@@ -261,6 +264,37 @@ class MainWindow(QMainWindow):
 
     def show_shortcuts(self) -> None:
         ShortcutsDialog(self).exec()
+
+    def show_about(self) -> None:
+        show_about(self)
+
+    def show_error_dialog(self, text: str) -> None:
+        """An unexpected error: say what and where the log is, without stopping the app (not modal)."""
+        from .desktop import log_path
+
+        box = QMessageBox(QMessageBox.Critical, "PAIP Viewer: unexpected error",
+                          f"{text}\n\nThe app goes on; the details are in the log:\n{log_path()}", parent=self)
+        box.setModal(False)
+        box.show()
+        self.error_dialog = box
+        self.session.notify("", f"unexpected error: {text} (details in {log_path()})")
+
+    def close_all(self) -> None:
+        """File > Close all: every image goes; models, thresholds and layers stay."""
+        self.session.close_all()
+        self.image_list.clear_all()
+        self._failures_listed = 0
+        for view in (self.view, self.compare_view):
+            view.set_image(None)
+            view.show_message("")
+        self.setWindowTitle("PAIP Viewer")
+
+    def open_recent(self, path: str) -> None:
+        if Path(path).exists():
+            self.open_paths([path])
+        else:
+            self.session.notify(path, "no longer exists")
+            self.settings.recent = [p for p in self.settings.recent if p != path]
 
     def open_files_dialog(self) -> None:
         pattern = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)

@@ -47,11 +47,21 @@ def build_menus(window) -> dict[str, QAction]:
     quit_action.setShortcut(QKeySequence.Quit)
     quit_action.triggered.connect(window.close)
 
+    close_all = QAction("Close all images", window)
+    close_all.triggered.connect(window.close_all)
+    about = QAction("About PAIP Viewer", window)
+    about.triggered.connect(window.show_about)
+
     menu = window.menuBar()
     file_menu = menu.addMenu("&File")
-    for a in (actions["open_files"], actions["open_folder"], pick_truth, add_model):
+    for a in (actions["open_files"], actions["open_folder"]):
+        file_menu.addAction(a)
+    recent = file_menu.addMenu("Open recent")
+    recent.aboutToShow.connect(lambda: _fill_recent(recent, window))
+    for a in (pick_truth, add_model):
         file_menu.addAction(a)
     file_menu.addSeparator()
+    file_menu.addAction(close_all)
     file_menu.addAction(quit_action)
     view_menu = menu.addMenu("&View")
     for name in VIEW_MENU:
@@ -64,7 +74,9 @@ def build_menus(window) -> dict[str, QAction]:
     run_menu = menu.addMenu("&Run")
     for name in RUN_MENU:
         run_menu.addAction(actions[name])
-    menu.addMenu("&Help").addAction(actions["shortcuts"])
+    help_menu = menu.addMenu("&Help")
+    help_menu.addAction(actions["shortcuts"])
+    help_menu.addAction(about)
 
     tools = window.addToolBar("Main")
     tools.setObjectName("main_toolbar")
@@ -74,3 +86,11 @@ def build_menus(window) -> dict[str, QAction]:
     tools.addSeparator()
     tools.addWidget(window.model_panel)
     return actions
+
+
+def _fill_recent(menu, window) -> None:
+    menu.clear()
+    for path in window.settings.recent:
+        menu.addAction(path, lambda p=path: window.open_recent(p))
+    if menu.isEmpty():
+        menu.addAction("(nothing yet)").setEnabled(False)

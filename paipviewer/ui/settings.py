@@ -16,6 +16,7 @@ from PySide6.QtCore import QByteArray, QSettings
 from paipviewer.viewer.layers import LayerState
 
 log = logging.getLogger(__name__)
+RECENT = 10
 
 
 class Settings:
@@ -50,6 +51,15 @@ class Settings:
     @model_files.setter
     def model_files(self, value: list[str]) -> None:
         self.q.setValue("model_files", json.dumps(sorted(set(value))))
+
+    @property
+    def recent(self) -> list[str]:
+        """Files and folders opened lately, newest first (at most ten)."""
+        return self._get("recent", [], _string_list)
+
+    @recent.setter
+    def recent(self, value: list[str]) -> None:
+        self.q.setValue("recent", json.dumps(list(dict.fromkeys(value))[:RECENT]))
 
     @property
     def model(self) -> str:

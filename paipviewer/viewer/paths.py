@@ -1,21 +1,25 @@
-"""Where the shipped resources and the user's own models live."""
+"""Where the shipped resources, the user's own models and the app's folders live."""
 from __future__ import annotations
 
 import os
 import sys
+from importlib.resources import files
 from pathlib import Path
 
+from platformdirs import PlatformDirs
+
 DEFAULT_MODEL_STEM = "elunet_8_5"
+APP = PlatformDirs("paipviewer", appauthor=False)
 
 
 def resources_dir() -> Path:
-    """PAIPVIEWER_RESOURCES if set; the PyInstaller bundle's copy; else the repository's resources/."""
+    """PAIPVIEWER_RESOURCES if set; the PyInstaller bundle's copy; else the installed package's data
+    (in a checkout, the repository's resources/, which installs as paipviewer.resources)."""
     if os.environ.get("PAIPVIEWER_RESOURCES"):
         return Path(os.environ["PAIPVIEWER_RESOURCES"])
     if getattr(sys, "frozen", False) and hasattr(sys, "_MEIPASS"):
         return Path(sys._MEIPASS) / "resources"
-    # paipviewer/ui/paths.py -> the repository root is three levels up (editable install).
-    return Path(__file__).resolve().parents[2] / "resources"
+    return Path(str(files("paipviewer.resources")))
 
 
 def sample_dir() -> Path:
@@ -27,5 +31,13 @@ def shipped_models_dir() -> Path:
 
 
 def user_models_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "paipviewer" / "models"
+    """The user's own models: ~/.local/share/paipviewer/models on Linux (XDG_DATA_HOME respected)."""
+    return Path(APP.user_data_dir) / "models"
+
+
+def log_dir() -> Path:
+    return Path(APP.user_log_dir)
+
+
+def cache_dir() -> Path:
+    return Path(APP.user_cache_dir)

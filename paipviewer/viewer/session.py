@@ -104,6 +104,12 @@ class Session:
             self.select(added[0].key)  # what was just opened is what the user wants to see
         return Opened(added, models, needs_card, failures)
 
+    def close_all(self) -> None:
+        """Forget every open image (and what failed to open); models, thresholds and layers stay."""
+        self.entries, self.open_failures, self.current_key = [], [], None
+        self.events.emit(ev.IMAGES)
+        self.events.emit(ev.CURRENT)
+
     # ------------------------------------------------------------------ selection
     def find(self, key: str | None) -> ImageEntry | None:
         return next((e for e in self.entries if e.key == key), None) if key else None
