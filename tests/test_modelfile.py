@@ -110,3 +110,46 @@ def test_written_files_have_ordinary_permissions(tiny_model_file):
     os.umask(umask)
     for path in (tiny_model_file, card_path(tiny_model_file)):
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_zip_bomb_model_is_refused_from_its_directory(tmp_path):
+    import time
+    import zipfile
+
+    from paipviewer.viewer.paths import shipped_models_dir
+    bomb = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", "{}")
+        with archive.open("model.weights.h5", "w", force_zip64=True) as member:
+            for _ in range(256):  # 256 MiB of zeros, stored in about 250 kB
+                member.write(bytes(2**20))
+    (tmp_path / "bomb.json").write_text((shipped_models_dir() / "elunet_8_5.json").read_text())
+    t0 = time.perf_counter()
+    with pytest.raises(ModelFileError, match="bomb.keras: model.weights.h5 unpacks .* times larger"):
+        load_model(bomb, backend="keras")
+    assert time.perf_counter() - t0 < 1.0 and bomb.stat().st_size < 2**20
+    # the shipped models pass the same check
+    for stem in ("elunet_8_5", "unet_32_5"):
+        load_model(shipped_models_dir() / f"{stem}.keras", backend="keras")
+
+
+@pytest.mark.parametrize("card, message", [
+    ("[" * 5000 + "]" * 5000, "nested too deeply"),
+    ('{"format": "paipviewer-model-card/1", "architecture": ["elunet"], "filters": 8, "depth": 5, "params": 1}',
+     "architecture is list, not str"),
+    ('{"format": "paipviewer-model-card/1", "architecture": "elunet", "filters": true, "depth": 5, "params": 1}',
+     "filters is bool, not int"),
+    ('{"format": "paipviewer-model-card/1", "architecture": "elunet", "filters": 8, "depth": 5, "params": 1, '
+     '"training": "yesterday"}', "training is str, not dict"),
+])
+def test_hostile_cards_are_messages(tmp_path, card, message):
+    (tmp_path / "m.keras").write_bytes(b"PK")
+    (tmp_path / "m.json").write_text(card)
+    with pytest.raises(ModelFileError, match=message):
+        read_card(tmp_path / "m.keras")
+
+
+def test_a_huge_card_is_not_read(tmp_path):
+    (tmp_path / "m.json").write_text(" " * 2_000_000 + "{}")
+    with pytest.raises(ModelFileError, match="too large for a model card"):
+        read_card(tmp_path / "m.keras")

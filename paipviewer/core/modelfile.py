@@ -31,6 +31,13 @@ class ModelFileError(ValueError):
 
 
 DEFAULT_THRESHOLD = 0.5  # the study's: a pixel is nucleus where the probability is at least this
+MAX_CARD_BYTES = 1_000_000  # a card is a page of JSON; the largest shipped one is 2 kB
+CARD_TYPES = {"architecture": (str,), "filters": (int,), "depth": (int,), "params": (int,), "input_size": (int,),
+              "equalize": (str,), "threshold": (int, float), "training": (dict,), "metrics": (dict,),
+              "created": (str,), "project_version": (str,), "files": (list,)}
+# A .keras is a zip of weights, barely compressible; a far higher ratio is a decompression bomb.
+MAX_MODEL_UNZIPPED = 8 * 2**30
+MAX_ZIP_RATIO = 20
 CUSTOM = "custom"  # the architecture of a model brought without a card: the user says how to feed it
 
 
@@ -65,8 +72,13 @@ class ModelCard:
         if data.get("format") != CARD_FORMAT:
             raise ModelFileError(f"not a PAIP Viewer model card (format {data.get('format')!r})")
         known = {f for f in cls.__dataclass_fields__}
+        fields = {k: v for k, v in data.items() if k in known}
+        for name, kinds in CARD_TYPES.items():
+            if name in fields and not (isinstance(fields[name], kinds) and not isinstance(fields[name], bool)):
+                wanted = " or ".join(k.__name__ for k in kinds)
+                raise ModelFileError(f"model card is invalid: {name} is {type(fields[name]).__name__}, not {wanted}")
         try:
-            card = cls(**{k: v for k, v in data.items() if k in known})
+            card = cls(**fields)
             card.filters, card.depth, card.params = int(card.filters), int(card.depth), int(card.params)
             card.threshold = float(card.threshold)
             check_mode(card.equalize)
@@ -82,12 +94,17 @@ def card_path(model_path: str | os.PathLike) -> Path:
 
 
 def read_card(model_path: str | os.PathLike) -> ModelCard:
-    """The card beside a model file, validated."""
+    """The card beside a model file, validated: size capped, parsed without unbounded recursion, every
+    field type-checked, so a damaged or hostile card is a message, never a traceback."""
     path = card_path(model_path)
     if not path.is_file():
         raise ModelFileError(f"{Path(model_path).name}: no model card ({path.name}) beside it")
     try:
+        if path.stat().st_size > MAX_CARD_BYTES:
+            raise ModelFileError(f"{path.name}: {path.stat().st_size:,} bytes is too large for a model card")
         data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ModelFileError(f"{path.name}: unreadable model card (nested too deeply)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{path.name}: unreadable model card ({exc})") from None
     if not isinstance(data, dict):
@@ -188,8 +205,8 @@ def load_model(path: str | os.PathLike, card: ModelCard | None = None, backend: 
         raise ModelFileError(f"{path.stem}: no {needed} file beside {path.name}")
     suffix, loader = BACKENDS[backend]
     chosen = files[suffix]
-    if suffix == ".keras" and not zipfile.is_zipfile(chosen):  # before the card: the file is what is wrong
-        raise ModelFileError(f"{chosen.name}: not a Keras model file (the file is damaged or of another kind)")
+    if suffix == ".keras":  # before the card: the file is what is wrong
+        check_keras_archive(chosen)
     card = read_card(chosen) if card is None else card
     model = loader(chosen)
     check_shapes(model, chosen.name)
@@ -202,6 +219,23 @@ def load_model(path: str | os.PathLike, card: ModelCard | None = None, backend: 
     if card.architecture == CUSTOM:
         check_tile_size(model, chosen.name, card.input_size)
     return LoadedModel(model=model, card=card, path=chosen, file_bytes=chosen.stat().st_size, backend=backend)
+
+
+def check_keras_archive(path: Path) -> None:
+    """A .keras is a zip: its directory is read (never the members) to refuse a damaged file or a
+    decompression bomb before Keras unpacks it."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise ModelFileError(f"{path.name}: not a Keras model file (the file is damaged or of another kind)") from None
+    total = sum(m.file_size for m in members)
+    if total > MAX_MODEL_UNZIPPED:
+        raise ModelFileError(f"{path.name}: unpacks to {total / 2**30:.1f} GiB, more than any model of this kind")
+    for m in members:
+        if m.file_size > 2**20 and m.file_size > MAX_ZIP_RATIO * max(m.compress_size, 1):
+            raise ModelFileError(f"{path.name}: {m.filename} unpacks {m.file_size // max(m.compress_size, 1):,} "
+                                 "times larger than it is stored: not a model's weights (a decompression bomb?)")
 
 
 def check_shapes(model, name: str = "model") -> None:
