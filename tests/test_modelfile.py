@@ -153,3 +153,21 @@ def test_a_huge_card_is_not_read(tmp_path):
     (tmp_path / "m.json").write_text(" " * 2_000_000 + "{}")
     with pytest.raises(ModelFileError, match="too large for a model card"):
         read_card(tmp_path / "m.keras")
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda keras: keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(1, 3, padding="valid",
+                                                                                        activation="sigmoid")]),
+     r"a 256 x 256 tile gives an output of shape \(254, 254, 1\)"),
+    (lambda keras: keras.Sequential([keras.Input((64, 64, 3)), keras.layers.Conv2D(1, 1, activation="sigmoid")]),
+     "takes 64 x 64 inputs; the viewer feeds 256 x 256 tiles"),
+])
+def test_a_model_that_breaks_the_tiling_contract_is_refused_at_load(tmp_path, make, message):
+    import keras
+
+    from paipviewer.core.modelfile import custom_card
+    model = make(keras)
+    path = tmp_path / "odd.keras"
+    model.save(path)
+    with pytest.raises(ModelFileError, match=message):
+        load_model(path, card=custom_card("rgb", 0.5))

@@ -216,8 +216,8 @@ def load_model(path: str | os.PathLike, card: ModelCard | None = None, backend: 
             card.params = params
         if params != card.params:
             raise ModelFileError(f"{chosen.name}: the card says {card.params:,} parameters, the model has {params:,}")
-    if card.architecture == CUSTOM:
-        check_tile_size(model, chosen.name, card.input_size)
+    check_tile_size(model, chosen.name, card.input_size)
+    probe_contract(model, chosen.name, card.input_size)
     return LoadedModel(model=model, card=card, path=chosen, file_bytes=chosen.stat().st_size, backend=backend)
 
 
@@ -258,6 +258,22 @@ def custom_card(equalize: str, threshold: float, input_size: int = 256) -> Model
     return ModelCard(architecture=CUSTOM, filters=0, depth=0, params=0, input_size=input_size, equalize=equalize,
                      threshold=threshold, training={"data": "not recorded (brought without a card)"},
                      created=now_iso())
+
+
+def probe_contract(model, name: str, tile: int) -> None:
+    """Run one blank tile through the model before first use: a model whose output is not a one-channel
+    map of the tile's own size ('valid' convolutions, say) is refused here, clearly, and not inside
+    the tiling with a broadcast error."""
+    import numpy as np
+
+    try:
+        out = np.asarray(model.predict_on_batch(np.zeros((1, tile, tile, 3), np.float32)))
+    except Exception as exc:  # any runtime's error on a plain tile is the model's
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{name}: fails on a blank {tile} x {tile} tile ({message[:200]})") from None
+    if out.shape != (1, tile, tile, 1):
+        raise ModelFileError(f"{name}: a {tile} x {tile} tile gives an output of shape {tuple(out.shape[1:])}; "
+                             f"the tiling needs ({tile}, {tile}, 1)")
 
 
 def check_tile_size(model, name: str, tile: int) -> None:
