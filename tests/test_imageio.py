@@ -116,3 +116,16 @@ def test_unreadable_file_is_an_image_error(samples256, tmp_path, monkeypatch):
         read_image(path)
     with pytest.raises(ImageReadError, match="locked.png: cannot read"):
         read_mask(path)
+
+
+def test_a_bigtiff_dimension_bomb_is_refused_before_decoding(tmp_path):
+    import struct
+
+    # a little-endian BigTIFF whose one IFD claims 200000 x 150000 pixels (LONG8 width, LONG height)
+    entries = struct.pack("<HHQQ", 256, 16, 1, 200000) + struct.pack("<HHQI4x", 257, 4, 1, 150000)
+    data = b"II+\x00" + struct.pack("<HHQ", 8, 0, 16) + struct.pack("<Q", 2) + entries + struct.pack("<Q", 0)
+    assert probe_size(data) == (200000, 150000)
+    path = tmp_path / "slide.tif"
+    path.write_bytes(data + bytes(1000))
+    with pytest.raises(ImageReadError, match="slide.tif: 200000 x 150000 pixels is too large"):
+        read_image(path)

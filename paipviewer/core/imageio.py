@@ -48,6 +48,8 @@ def probe_size(data: bytes) -> tuple[int, int] | None:
         return _jpeg_size(data)
     if data[:4] in (b"II*\x00", b"MM\x00*"):
         return _tiff_size(data)
+    if data[:4] in (b"II+\x00", b"MM\x00+"):
+        return _bigtiff_size(data)
     return None
 
 
@@ -83,6 +85,29 @@ def _tiff_size(data: bytes) -> tuple[int, int] | None:
         if tag in (256, 257):
             fmt = "H" if typ == 3 else "I"
             (size[tag],) = struct.unpack(order + fmt, entry[8:8 + struct.calcsize(fmt)])
+    if 256 in size and 257 in size:
+        return size[256], size[257]
+    return None
+
+
+def _bigtiff_size(data: bytes) -> tuple[int, int] | None:
+    """BigTIFF: 8-byte offsets, 20-byte IFD entries (tag, type, count, value)."""
+    order = "<" if data[:2] == b"II" else ">"
+    if len(data) < 16 or struct.unpack(order + "H", data[4:6])[0] != 8:
+        return None
+    (offset,) = struct.unpack(order + "Q", data[8:16])
+    if offset + 8 > len(data):
+        return None
+    (count,) = struct.unpack(order + "Q", data[offset:offset + 8])
+    size = {}
+    formats = {3: "H", 4: "I", 16: "Q"}  # SHORT, LONG, LONG8
+    for k in range(min(count, 4096)):
+        entry = data[offset + 8 + 20 * k: offset + 28 + 20 * k]
+        if len(entry) < 20:
+            break
+        tag, typ = struct.unpack(order + "HH", entry[:4])
+        if tag in (256, 257) and typ in formats:
+            (size[tag],) = struct.unpack(order + formats[typ], entry[12:12 + struct.calcsize(formats[typ])])
     if 256 in size and 257 in size:
         return size[256], size[257]
     return None
