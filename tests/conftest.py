@@ -50,3 +50,20 @@ def paip_prepared(paip_fixture, tmp_path_factory):
 
     cache = tmp_path_factory.mktemp("cache")
     return prepare(paip_fixture, PrepareSettings(), cache, log=lambda *_: None), cache
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Two small real (untrained) models, ELU-Net 4/3 and U-Net 4/3, for the UI tests."""
+    from helpers import make_model_file
+
+    folder = tmp_path_factory.mktemp("models")
+    return make_model_file(folder, "elunet", 4, 3), make_model_file(folder, "unet", 4, 3)
+
+
+@pytest.fixture(scope="module")
+def cache():
+    """One model cache per test module: TensorFlow loads once."""
+    from paipviewer.viewer.jobs import ModelCache
+
+    return ModelCache()

@@ -11,7 +11,6 @@ import shutil
 import numpy as np
 import pytest
 
-from helpers import make_model_file
 from paipviewer.core.metrics import confusion
 from paipviewer.core.modelfile import card_path
 from paipviewer.core.objects import count_nuclei
@@ -22,17 +21,6 @@ from paipviewer.viewer.layers import PALETTE
 from ui_fixtures import SAMPLES, copy_samples, drop_event
 
 TIMEOUT = 120_000
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    return make_model_file(folder, "elunet", 4, 3), make_model_file(folder, "unet", 4, 3)
-
-
-@pytest.fixture(scope="module")
-def cache():
-    return jobs.ModelCache()
 
 
 def open_window(qtbot, tmp_path, models, cache, background=False, compare=None):

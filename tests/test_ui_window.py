@@ -26,17 +26,6 @@ from ui_fixtures import copy_samples, drop_event
 TIMEOUT = 120_000  # the first run imports TensorFlow on two busy cores
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    return make_model_file(folder, "elunet", 4, 3), make_model_file(folder, "unet", 4, 3)
-
-
-@pytest.fixture(scope="module")
-def cache():
-    return jobs.ModelCache()  # one TensorFlow load for the whole module
-
-
 @pytest.fixture
 def samples(tmp_path):
     return copy_samples(tmp_path / "tiles", 3)

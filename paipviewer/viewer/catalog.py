@@ -33,34 +33,33 @@ class ModelInfo:
             return f"{self.card.label}  ({self.path.stem})"
         return f"{self.path.name} (needs a card)" if self.needs_card else f"{self.path.name} (unusable)"
 
-    def brief(self) -> str:
-        """Two short lines for the narrow model panel; :meth:`describe` is the whole card (its tooltip)."""
-        if self.card is None:
-            return self.error or "unusable"
+    def _facts(self) -> tuple[int, str, dict]:
+        """(file bytes, "Trained on DATA, N epochs", the card's validation scores)."""
         c = self.card
         size = self.path.stat().st_size if self.path.exists() else 0
         data = c.training.get("data") or c.training.get("dataset") or "not recorded"
         epochs, _ = training_totals(c.training)
         val = c.metrics.get("validation") if isinstance(c.metrics.get("validation"), dict) else {}
-        second = f"Trained on {Path(data).name or data}" + (f", {epochs} epochs" if epochs else "")
+        return size, f"Trained on {Path(data).name or data}" + (f", {epochs} epochs" if epochs else ""), val
+
+    def brief(self) -> str:
+        """Two short lines for the narrow model panel; :meth:`describe` is the whole card (its tooltip)."""
+        if self.card is None:
+            return self.error or "unusable"
+        size, trained, val = self._facts()
         if isinstance(val.get("dice_mean"), (int, float)):
-            second += f"; val. Dice {val['dice_mean']:.3f}"
-        return f"{c.params:,} parameters, {size / 1e6:.1f} MB, threshold {c.threshold:g}\n{second}"
+            trained += f"; val. Dice {val['dice_mean']:.3f}"
+        return f"{self.card.params:,} parameters, {size / 1e6:.1f} MB, threshold {self.card.threshold:g}\n{trained}"
 
     def describe(self) -> str:
         if self.card is None:
             return self.error or "unusable"
         c = self.card
-        size = self.path.stat().st_size if self.path.exists() else 0
-        data = c.training.get("data") or c.training.get("dataset") or "not recorded"
-        epochs, _ = training_totals(c.training)
-        # Three short lines: the panel is narrow, and a long card must not push the layers out of view.
-        trained = f"Trained on {Path(data).name or data}" + (f", {epochs} epochs" if epochs else "")
+        size, trained, val = self._facts()
         recipe = _recipe(c.training)
         lines = [f"{c.label}: {c.params:,} parameters, {size / 1e6:.2f} MB",
                  trained + (f"; {recipe}" if recipe else ""),
                  f"Preprocessing {c.equalize}, threshold {c.threshold:g}"]
-        val = c.metrics.get("validation") if isinstance(c.metrics.get("validation"), dict) else {}
         if isinstance(val.get("dice_mean"), (int, float)):
             lines[-1] += f"; validation Dice {val['dice_mean']:.3f} ({val.get('tiles', '?')} tiles)"
         return "\n".join(lines)
