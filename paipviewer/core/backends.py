@@ -160,18 +160,33 @@ def shapes(model) -> tuple[tuple, tuple]:
     return tuple(model.inputs[0].shape), tuple(model.outputs[0].shape)
 
 
-def export_onnx(model, path: Path, tile: int = 256) -> Path:
-    """Write a Keras model as ONNX (Keras' own exporter), atomically. The model must take any
-    spatial size; it is called once first, since the exporter needs a traced model."""
+def export_onnx(keras_path: Path, path: Path, tile: int = 256) -> Path:
+    """Write the ONNX twin of a saved .keras file, atomically. The export runs in a fresh process: in a
+    process that had already exported or run other models, Keras' exporter now and then traced a
+    five-dimensional graph, which the check on load then refused."""
+    import subprocess
+    import sys
+
     from .atomic import atomic_path
 
+    code = "import sys; from paipviewer.core.backends import _export; _export(sys.argv[1], sys.argv[2], int(sys.argv[3]))"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    with atomic_path(path) as tmp:
+        done = subprocess.run([sys.executable, "-c", code, str(keras_path), str(tmp), str(tile)], env=env,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise ModelFileError(f"{path.name}: the ONNX export failed ({last[:300]})")
+    return path
+
+
+def _export(keras_path: str, out: str, tile: int) -> None:
+    """The export itself, in its own process (see :func:`export_onnx`)."""
     import keras
 
+    model = load_keras(Path(keras_path))
     model.predict_on_batch(np.zeros((1, tile, tile, 3), np.float32))
-    # The signature is stated: left to itself the exporter takes the shape of an earlier call, which in
-    # a process that ran the model on stacked batches gave a five-dimensional input.
     signature = [keras.InputSpec(shape=(None, None, None, 3), dtype="float32")]
-    with atomic_path(path) as tmp, warnings.catch_warnings():
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # tf2onnx probes np.object, gone from NumPy 2
-        model.export(str(tmp), format="onnx", verbose=False, input_signature=signature)
-    return path
+        model.export(out, format="onnx", verbose=False, input_signature=signature)

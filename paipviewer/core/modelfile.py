@@ -140,7 +140,7 @@ def save_model(model, card: ModelCard, path: str | os.PathLike, overwrite: bool 
     card.files = [path.name]
     if onnx:
         from .backends import export_onnx, load_onnx
-        export_onnx(model, onnx_path, card.input_size)
+        export_onnx(path, onnx_path, card.input_size)
         check_shapes(load_onnx(onnx_path), onnx_path.name)  # an export that went wrong fails here, not in a viewer
         card.files.append(onnx_path.name)
     elif onnx_path.exists():
