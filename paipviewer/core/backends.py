@@ -1,8 +1,7 @@
 """Running a model file: one small interface over each format, chosen by the file's suffix.
 
 Every backend returns an object with ``predict_on_batch(x)``: float32 tiles (N, h, w, 3) in, the
-sigmoid map (N, h, w, 1) out. :func:`preferred_batch` is the batch size measured fastest for each on
-a CPU (``benchmarks/inference.py``); :func:`paipviewer.core.inference.predict_tiles` drives either.
+sigmoid map (N, h, w, 1) out; :func:`paipviewer.core.inference.predict_tiles` drives either.
 
 - ``.onnx`` through OpenVINO in bf16 where that is installed and the CPU has native bf16 (AVX-512
   BF16, AMX): about twice as fast there.
@@ -144,13 +143,6 @@ BACKENDS = {"openvino": (".onnx", load_openvino), "onnx": (".onnx", load_onnx), 
 def speed_order() -> tuple[str, ...]:
     """Backends fastest first; the default is the first whose file exists (benchmarks/inference.py)."""
     return ("openvino", "onnx", "keras") if openvino_precision() else ("onnx", "keras")
-
-
-def preferred_batch(model) -> int:
-    """Tiles per call, by measurement (benchmarks/inference.py, 2 cores): one tile at a time is
-    fastest for every backend (ONNX Runtime 40 ms a tile against 44 ms in fours for ELU-Net 8/5;
-    Keras' predict_on_batch likewise), and it checks for cancel and reports progress per tile."""
-    return 1
 
 
 def shapes(model) -> tuple[tuple, tuple]:

@@ -15,6 +15,10 @@ from .preprocess import preprocess
 from .tiling import TILE, extract_tiles, stitch
 
 DEFAULT_OVERLAP = 32
+# Tiles per call, by measurement (benchmarks/inference.py, 2 cores): one at a time is fastest on every
+# backend (ONNX Runtime 41 against 46 ms a tile in eights for ELU-Net 8/5; Keras' predict_on_batch
+# likewise), and it lets a cancel or a progress report come after every tile.
+DEFAULT_BATCH = 1
 
 
 class Cancelled(Exception):
@@ -41,10 +45,8 @@ def predict_tiles(model, tiles: np.ndarray, batch: int | None = None,
     """Sigmoid outputs (N, h, w) of float32 tiles (N, h, w, 3), a batch at a time.
 
     ``model`` is any backend's model (``predict_on_batch``: see :mod:`paipviewer.core.backends`) or
-    a Keras model; ``batch`` defaults to the size measured fastest for it."""
-    from .backends import preferred_batch
-
-    batch = batch or preferred_batch(model)
+    a Keras model."""
+    batch = batch or DEFAULT_BATCH
     out = np.empty(tiles.shape[:3], np.float32)
     for start in range(0, len(tiles), batch):
         if cancelled is not None and cancelled():

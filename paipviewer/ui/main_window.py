@@ -69,6 +69,7 @@ class MainWindow(QMainWindow):
         self._rows_timer = QTimer(self, singleShot=True, interval=ROWS_DELAY_MS)
         self._rows_timer.timeout.connect(self._refresh_rows_and_summary)
         self._rows_stale = False  # every row must follow a threshold or model change, not only one image's
+        self._failures_listed = 0  # open failures already shown as rows of the image list
 
         self._build_ui()
         self.actions = build_menus(self)
@@ -349,8 +350,7 @@ class MainWindow(QMainWindow):
             if entry.key not in listed:
                 self.image_list.add_entry(entry)
                 self._update_row(entry)
-        shown = getattr(self, "_failures_listed", 0)
-        for failure in self.session.open_failures[shown:]:
+        for failure in self.session.open_failures[self._failures_listed:]:
             self.image_list.add_failure(failure)
         self._failures_listed = len(self.session.open_failures)
         self._refresh_rows_and_summary()
