@@ -1,4 +1,4 @@
-"""Running a model over an image of any size: preprocess, tile, predict, stitch.
+"""Running a model over an image of any size: preprocess, tile, predict, stitch, a batch of tiles at a time.
 
 This is the one inference path: the viewer's worker and the trainer's evaluation both call
 :func:`predict_image`, so they cannot disagree on preprocessing or tiling.
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .preprocess import preprocess
-from .tiling import TILE, extract_tiles, stitch
+from .preprocess import WindowPreprocessor
+from .tiling import TILE, TileLayout
 
 DEFAULT_OVERLAP = 32
 # Tiles per call, by measurement (benchmarks/inference.py, 2 cores): one at a time is fastest on every
@@ -63,12 +63,39 @@ def predict_tiles(model, tiles: np.ndarray, batch: int | None = None,
 def predict_image(model, image: np.ndarray, equalize: str, tile: int = TILE, overlap: int = DEFAULT_OVERLAP,
                   batch: int | None = None, progress: Callable[[int, int], None] | None = None,
                   cancelled: Callable[[], bool] | None = None) -> Prediction:
-    """Probability map of an RGB uint8 image; ``equalize`` must be the model card's."""
+    """Probability map of an RGB uint8 image; ``equalize`` must be the model card's.
+
+    Streams: a batch of tiles at a time is read from the uint8 image (reflect padding by index, see
+    :meth:`TileLayout.index_maps`), preprocessed (whole-image equalisation statistics computed once,
+    see :class:`WindowPreprocessor`), predicted, and its central ``stride x stride`` parts written
+    straight into the map. So memory is the image, the float32 map and a batch, whatever the size
+    (a 16000 px image peaked at 10.9 GB when the whole image was preprocessed and cut at once; see
+    benchmarks/memory.py), and the map equals that of preprocessing, tiling and stitching the whole.
+    Cancel is checked before each batch and progress reported after it."""
     t0 = time.perf_counter()
-    x = preprocess(image, equalize)
-    tiles, layout = extract_tiles(x, tile, overlap)
-    t1 = time.perf_counter()
-    probs = predict_tiles(model, tiles, batch, progress, cancelled)
-    t2 = time.perf_counter()
-    return Prediction(probability=stitch(probs, layout), tiles=len(tiles),
-                      timing={"preprocess": t1 - t0, "inference": t2 - t1, "total": t2 - t0})
+    source = WindowPreprocessor(image, equalize)
+    layout = TileLayout(image.shape[0], image.shape[1], tile, overlap)
+    rows, cols = layout.index_maps()
+    height, width, s, m = layout.height, layout.width, layout.stride, layout.margin
+    out = np.empty((height, width), np.float32)
+    origins = layout.origins()
+    batch = batch or DEFAULT_BATCH
+    t_pre, t_inf = time.perf_counter() - t0, 0.0
+    for start in range(0, len(origins), batch):
+        if cancelled is not None and cancelled():
+            raise Cancelled()
+        chunk = origins[start:start + batch]
+        t1 = time.perf_counter()
+        x = np.empty((len(chunk), tile, tile, 3), np.float32)
+        for k, (y, x0) in enumerate(chunk):
+            x[k] = source.window(rows[y:y + tile], cols[x0:x0 + tile])
+        t2 = time.perf_counter()
+        probs = predict_tiles(model, x, len(chunk))
+        t3 = time.perf_counter()
+        for k, (y, x0) in enumerate(chunk):
+            out[y:y + s, x0:x0 + s] = probs[k, m:m + min(s, height - y), m:m + min(s, width - x0)]
+        t_pre, t_inf = t_pre + (t2 - t1), t_inf + (t3 - t2)
+        if progress is not None:
+            progress(start + len(chunk), len(origins))
+    return Prediction(probability=out, tiles=len(origins),
+                      timing={"preprocess": t_pre, "inference": t_inf, "total": time.perf_counter() - t0})

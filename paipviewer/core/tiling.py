@@ -59,12 +59,29 @@ class TileLayout:
         right = (self.cols - 1) * self.stride + self.tile - m - self.width
         return (m, bottom), (m, right)
 
+    def index_maps(self) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column of the image behind each row and column of the padded image.
+
+        ``padded[y, x] == image[rows[y], cols[x]]`` for the padded image :func:`extract_tiles` cuts, so a
+        tile at origin (y, x) is ``image[np.ix_(rows[y:y + tile], cols[x:x + tile])]``: any one tile can
+        be read without padding (or even preprocessing) the whole image. Padding acts on each axis on
+        its own, so padding the indices pads the image."""
+        mode = _pad_mode(self.height, self.width)
+        (top, bottom), (left, right) = self.padding()
+        return (np.pad(np.arange(self.height), (top, bottom), mode=mode),
+                np.pad(np.arange(self.width), (left, right), mode=mode))
+
+
+def _pad_mode(height: int, width: int) -> str:
+    # Reflection needs two pixels; numpy reflects a one-pixel axis of a larger image as its edge.
+    return "reflect" if max(height, width) > 1 else "edge"
+
 
 def extract_tiles(image: np.ndarray, tile: int = TILE, overlap: int = 0) -> tuple[np.ndarray, TileLayout]:
     """Tiles (N, tile, tile, ...) of an (H, W, ...) image, and the layout to stitch them back."""
     layout = TileLayout(image.shape[0], image.shape[1], tile, overlap)
     pad = layout.padding() + ((0, 0),) * (image.ndim - 2)
-    padded = np.pad(image, pad, mode="reflect") if max(layout.height, layout.width) > 1 else np.pad(image, pad, mode="edge")
+    padded = np.pad(image, pad, mode=_pad_mode(layout.height, layout.width))
     tiles = np.stack([padded[y:y + tile, x:x + tile] for y, x in layout.origins()])
     return tiles, layout
 
