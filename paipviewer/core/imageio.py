@@ -72,6 +72,8 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
 
 def _tiff_size(data: bytes) -> tuple[int, int] | None:
     order = "<" if data[:2] == b"II" else ">"
+    if len(data) < 8:  # the magic number and no offset of the first directory
+        return None
     (offset,) = struct.unpack(order + "I", data[4:8])
     if offset + 2 > len(data):
         return None

@@ -82,7 +82,7 @@ class ModelCard:
             card.filters, card.depth, card.params = int(card.filters), int(card.depth), int(card.params)
             card.threshold = float(card.threshold)
             check_mode(card.equalize)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: an integer past float's range
             raise ModelFileError(f"model card is invalid: {exc}") from None
         if not 0.0 < card.threshold < 1.0:
             raise ModelFileError(f"model card threshold {card.threshold} is not between 0 and 1")
@@ -105,7 +105,9 @@ def read_card(model_path: str | os.PathLike) -> ModelCard:
         data = json.loads(path.read_text(encoding="utf-8"))
     except RecursionError:
         raise ModelFileError(f"{path.name}: unreadable model card (nested too deeply)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ModelFileError:
+        raise
+    except (OSError, ValueError) as exc:  # ValueError: bad UTF-8, bad JSON, an integer past 4300 digits
         raise ModelFileError(f"{path.name}: unreadable model card ({exc})") from None
     if not isinstance(data, dict):
         raise ModelFileError(f"{path.name}: model card is not a JSON object")
