@@ -12,7 +12,7 @@ from paipviewer.core.modelfile import card_path, load_model, save_model
 from paipviewer.core.scoring import tile_scores, tune_threshold
 
 from .fit import predict_uint8_tiles
-from .outputs import check_new_files, check_writable_folder
+from paipviewer.core.outputs import check_new_files, check_writable_folder
 from .prepare import load_prepared
 
 

@@ -40,7 +40,7 @@ from paipviewer.core.modelfile import load_model, model_files, training_totals
 from paipviewer.core.preprocess import to_float
 
 from .fit import predict_uint8_tiles
-from .outputs import check_new_files, check_writable_folder
+from paipviewer.core.outputs import check_new_files, check_writable_folder
 from .prepare import PrepareSettings, select_samples, split_samples, tiles_of
 from .report import PLOT, REPORT, write_report
 

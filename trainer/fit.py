@@ -23,7 +23,7 @@ from paipviewer.core.modelfile import DEFAULT_THRESHOLD, ModelCard, card_path, l
 from paipviewer.core.scoring import tile_scores, tune_threshold
 
 from .checkpoint import CheckpointError, TrainingState, check_state_choice, load_state, save_state, state_path
-from .outputs import check_new_files, check_writable_folder
+from paipviewer.core.outputs import check_new_files, check_writable_folder
 from .prepare import load_prepared, read_manifest
 from .variants import variant_id
 

@@ -30,7 +30,7 @@ from paipviewer.core.imageio import read_image, read_mask
 from paipviewer.core.preprocess import DEFAULT_EQUALIZE, check_mode, equalize
 from paipviewer.core.tiling import TILE, extract_tiles
 
-from .outputs import check_writable_folder
+from paipviewer.core.outputs import check_writable_folder
 
 STUDY_TEST_FRACTION = 10 / 46
 CACHE_VERSION = 1

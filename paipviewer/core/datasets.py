@@ -11,7 +11,8 @@ Three layouts are understood:
   MoNuSeg copy and the sample tiles.
 - **split folders**: ``train/`` and ``test/``, each an images/ + masks/ layout (MoNuSeg).
 
-For a single image file, :func:`find_mask` looks for its ground truth in the same places.
+For a single image file, :func:`find_mask` looks for its ground truth in the same places, and
+:func:`instance_map` for a uint16 instance map beside a binary mask (MoNuSeg's masks_instance/).
 """
 from __future__ import annotations
 
@@ -145,6 +146,17 @@ def find_mask(image: str | Path) -> Path | None:
         if found:
             return found
     return _find_by_stem(folder, image.stem, MASK_SUFFIXES)
+
+
+INSTANCE_FOLDER = "masks_instance"
+
+
+def instance_map(mask: Path | None) -> Path | None:
+    """The instance map that goes with a binary mask, where a layout ships both (MoNuSeg:
+    ``masks_instance/<stem>.png`` beside ``masks/``); else None, and the mask itself is the truth."""
+    if mask is None or mask.parent.name != "masks":
+        return None
+    return _find_by_stem(mask.parent.parent / INSTANCE_FOLDER, mask.stem, ("",))
 
 
 def file_identity(path: Path) -> tuple:

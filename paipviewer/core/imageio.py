@@ -174,6 +174,25 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
     whose channels disagree like a photograph's is refused: it is an image, not a mask. If
     ``shape`` (H, W) is given, a mask of another size is refused.
     """
+    return _mask_values(path, shape) > 0
+
+
+def read_labels(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A mask file as int32 nucleus labels (H, W), 0 = background.
+
+    An instance map (more than two values: uint16 ids as PAIP 2023 and MoNuSeg ship them, or uint8)
+    keeps its ids; a binary mask is labelled by its 8-connected components, so touching nuclei in a
+    binary mask are one object (nothing in the file tells them apart).
+    """
+    values = _mask_values(path, shape)
+    if len(np.unique(values)) > 2:
+        return values.astype(np.int32)
+    _, labels = cv2.connectedComponents((values > 0).astype(np.uint8), connectivity=8)
+    return labels.astype(np.int32)
+
+
+def _mask_values(path: str | os.PathLike, shape: tuple[int, int] | None) -> np.ndarray:
+    """The mask file's values as one 2-D array, checked as :func:`read_mask` says."""
     name = Path(path).name
     array = _decode(path, cv2.IMREAD_UNCHANGED)
     if array.ndim == 3:
@@ -186,7 +205,7 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
     if shape is not None and array.shape != tuple(shape):
         raise ImageReadError(f"{name}: mask is {array.shape[1]} x {array.shape[0]} but the image is "
                              f"{shape[1]} x {shape[0]}")
-    return array > 0
+    return array
 
 
 def write_png_atomic(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .atomic import atomic_path, write_text_atomic
+from .objects import ObjectSettings
 from .preprocess import DEFAULT_EQUALIZE, check_mode
 
 CARD_FORMAT = "paipviewer-model-card/1"
@@ -34,7 +35,7 @@ DEFAULT_THRESHOLD = 0.5  # the study's: a pixel is nucleus where the probability
 MAX_CARD_BYTES = 1_000_000  # a card is a page of JSON; the largest shipped one is 2 kB
 CARD_TYPES = {"architecture": (str,), "filters": (int,), "depth": (int,), "params": (int,), "input_size": (int,),
               "equalize": (str,), "threshold": (int, float), "training": (dict,), "metrics": (dict,),
-              "created": (str,), "project_version": (str,), "files": (list,)}
+              "created": (str,), "project_version": (str,), "files": (list,), "objects": (dict,)}
 # A .keras is a zip of weights, barely compressible; a far higher ratio is a decompression bomb.
 MAX_MODEL_UNZIPPED = 8 * 2**30
 MAX_ZIP_RATIO = 20
@@ -55,6 +56,7 @@ class ModelCard:
     created: str = ""
     project_version: str = ""
     files: list = field(default_factory=list)  # the model's files beside the card: name.keras, name.onnx
+    objects: dict = field(default_factory=dict)  # how nuclei are split (paipviewer.core.objects.ObjectSettings)
     format: str = CARD_FORMAT
 
     @property

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from paipviewer.viewer.layers import LayerState
+from paipviewer.viewer.layers import DEFAULT_OPACITY, LayerState
 
 log = logging.getLogger(__name__)
 RECENT = 10
@@ -71,7 +71,7 @@ class Settings:
 
     @property
     def opacity(self) -> float:
-        return self._get("opacity", 0.6, _fraction)
+        return self._get("opacity", DEFAULT_OPACITY, _fraction)
 
     @opacity.setter
     def opacity(self, value: float) -> None:

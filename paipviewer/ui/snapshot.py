@@ -9,28 +9,19 @@ from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter
 
 from paipviewer.viewer import describe
-from paipviewer.viewer.layers import LEGEND_TEXT, PALETTE, compose, legend, probability_colours, probability_rgba
+from paipviewer.viewer.layers import LEGEND_TEXT, PALETTE, legend, overlay_image, probability_colours
 from paipviewer.viewer.session import Session
 
 GAP = 8
 
 
-def _blend(base: np.ndarray, rgba: np.ndarray, opacity: float) -> np.ndarray:
-    alpha = rgba[..., 3:4].astype(np.float32) * (opacity / 255.0)
-    return (base * (1 - alpha) + rgba[..., :3] * alpha).astype(np.uint8)
-
-
 def panel_pixels(session: Session, model: str, other: str, opacity: float) -> np.ndarray:
     """The current image with one model's layers over it, as the view draws them (RGB uint8)."""
     entry = session.current()
-    layers = session.layers(entry)
-    out = entry.image.copy()
     result = entry.results.get(model)
-    if layers.probability and result is not None:
-        out = _blend(out, probability_rgba(result.levels), opacity)
-    overlay = compose(entry.image.shape[:2], layers, session.mask(entry, model), entry.truth,
-                      session.mask(entry, other) if other else None)
-    return _blend(out, overlay, opacity)
+    return overlay_image(entry.image, session.layers(entry), session.mask(entry, model), entry.truth,
+                         session.mask(entry, other) if other else None,
+                         result.levels if result is not None else None, opacity)
 
 
 def _qimage(rgb: np.ndarray) -> QImage:

@@ -175,6 +175,26 @@ def probability_rgba(levels: np.ndarray) -> np.ndarray:
     return np.take(table, levels).view(np.uint8).reshape(levels.shape + (4,))
 
 
+DEFAULT_OPACITY = 0.6
+
+
+def blend(base: np.ndarray, rgba: np.ndarray, opacity: float) -> np.ndarray:
+    """RGB uint8 ``base`` with an RGBA layer over it at ``opacity``."""
+    alpha = rgba[..., 3:4].astype(np.float32) * (opacity / 255.0)
+    return (base * (1 - alpha) + rgba[..., :3] * alpha).astype(np.uint8)
+
+
+def overlay_image(image: np.ndarray, layers: LayerState, pred: np.ndarray | None = None,
+                  truth: np.ndarray | None = None, other: np.ndarray | None = None,
+                  levels: np.ndarray | None = None, opacity: float = DEFAULT_OPACITY) -> np.ndarray:
+    """The image with its layers over it, as the view draws them (RGB uint8, the image's size):
+    what snapshots and ``paipviewer score``'s overlays hold."""
+    out = image
+    if layers.probability and levels is not None:
+        out = blend(out, probability_rgba(levels), opacity)
+    return blend(out, compose(image.shape[:2], layers, pred, truth, other), opacity)
+
+
 def legend(layers: LayerState, has: dict[str, bool]) -> list[str]:
     """Palette keys of the colours that can be on screen now, in paint order."""
     keys = []

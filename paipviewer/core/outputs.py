@@ -1,4 +1,5 @@
-"""Checks of where the trainer writes, made before any work, so a wrong --out or --cache fails at once."""
+"""Checks of where results go, made before any work, so a wrong --out or --cache fails at once
+(``paipviewer score`` and the trainer alike)."""
 from __future__ import annotations
 
 import tempfile

@@ -1,0 +1,79 @@
+"""The paired test between two models, and nuclei as QuPath GeoJSON."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from paipviewer.core.geojson import feature_collection, polygons, to_text
+from paipviewer.core.imageio import read_labels
+from paipviewer.core.stats import wilcoxon
+
+
+def test_wilcoxon_worked_by_hand():
+    """Five images, model A better on every one: of the 2**5 sign patterns only "all +" and "all -"
+    are as extreme, so the two-sided exact p is 2/32."""
+    r = wilcoxon([0.9, 0.8, 0.85, 0.7, 0.75], [0.8, 0.75, 0.82, 0.69, 0.6])
+    assert (r.n, r.statistic, r.method) == (5, 0.0, "exact")
+    assert r.p_value == pytest.approx(2 / 32)
+    assert "is better" not in r.verdict("A", "B")  # 0.0625: not below 0.05
+    same = wilcoxon([0.5, 0.6], [0.5, 0.6])
+    assert same.n == 0 and same.p_value == 1.0
+
+
+def test_wilcoxon_agrees_with_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    for n, decimals in ((8, None), (14, None), (40, None), (60, 1)):
+        a = rng.random(n)
+        b = a + rng.normal(0.02, 0.05, n)
+        if decimals:
+            a, b = a.round(decimals), b.round(decimals)  # ties and zero differences
+        ours, theirs = wilcoxon(a, b), stats.wilcoxon(a, b)
+        assert ours.statistic == pytest.approx(float(theirs.statistic))
+        assert ours.p_value == pytest.approx(float(theirs.pvalue), rel=1e-6)
+
+
+def inside(ring, shape):
+    """Pixels whose centre lies inside a polygon (even-odd rule), computed here from scratch."""
+    ys, xs = np.mgrid[0:shape[0], 0:shape[1]]
+    px, py = xs + 0.5, ys + 0.5
+    out = np.zeros(shape, bool)
+    for (x0, y0), (x1, y1) in zip(ring[:-1], ring[1:]):
+        crosses = (y0 > py) != (y1 > py)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_at = x0 + (py - y0) * (x1 - x0) / (y1 - y0)
+        out ^= crosses & (px < x_at)
+    return out
+
+
+def test_polygons_cover_exactly_the_pixels_of_each_nucleus(monuseg):
+    labels = read_labels(sorted((monuseg / "test" / "masks_instance").glob("*.png"))[0])[:300, :300]
+    rings = polygons(labels)
+    ids = set(np.unique(labels)) - {0}
+    assert set(rings) == ids
+    for lab in sorted(ids)[:60]:
+        ring = rings[lab]
+        assert ring[0] == ring[-1] and len(ring) >= 5
+        area = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(ring[:-1], ring[1:])) / 2
+        assert area > 0  # counter-clockwise in x-right, y-up terms, as RFC 7946 asks
+        piece = labels == lab
+        assert np.array_equal(inside(ring, labels.shape), piece) and area == piece.sum()
+
+
+def test_feature_collection_is_qupath_detections():
+    labels = np.zeros((30, 30), np.int32)
+    labels[2:6, 3:9] = 1
+    labels[20:25, 20:22] = 2
+    prob = np.where(labels > 0, 0.9, 0.1).astype(np.float32)
+    fc = json.loads(to_text(feature_collection(labels, prob)))
+    assert fc["type"] == "FeatureCollection" and len(fc["features"]) == 2
+    f = fc["features"][0]
+    assert f["type"] == "Feature" and f["geometry"]["type"] == "Polygon"
+    assert f["properties"]["objectType"] == "detection"
+    assert f["properties"]["classification"]["name"] == "Nucleus"
+    assert f["properties"]["measurements"]["Area px^2"] == 24
+    assert f["properties"]["measurements"]["Mean probability"] == pytest.approx(0.9)
+    ring = f["geometry"]["coordinates"][0]
+    assert sorted({tuple(p) for p in ring}) == [(3, 2), (3, 6), (9, 2), (9, 6)]  # the box's corners
