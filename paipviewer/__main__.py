@@ -10,7 +10,9 @@ from paipviewer import __version__
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="paipviewer", description="View tumour-nucleus segmentations of H&E "
-                                "images: prediction, ground truth and TP/FP/FN, per model or side by side.")
+                                "images: prediction, ground truth and TP/FP/FN, per model or side by side.",
+                                epilog="`paipviewer score --help`: score images and export masks, overlays, "
+                                "GeoJSON and a CSV without the window.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("paths", nargs="*", help="images, folders or model files, .keras or .onnx (default: the sample tiles)")
     p.add_argument("--model", help="model file or name (file stem) to run; default elunet_8_5 if shipped")
@@ -36,6 +38,11 @@ def quiet_native_logs() -> None:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["score"]:  # `paipviewer score ...`: no window, no Qt
+        from paipviewer.score import main as score
+
+        return score(argv[1:])
     args = parse_args(argv)
     from paipviewer.viewer.layers import LAYERS
 

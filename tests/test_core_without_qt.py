@@ -9,9 +9,9 @@ from conftest import REPO
 
 CHECK = """
 import sys, pkgutil, importlib
-import paipviewer.core, paipviewer.viewer, paip_trainer
+import paipviewer.core, paipviewer.viewer, paip_trainer, paipviewer.score
 packages = (paipviewer.core, paipviewer.viewer, paip_trainer)
-names = [m.name for p in packages for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.')]
+names = [m.name for p in packages for m in pkgutil.walk_packages(p.__path__, p.__name__ + '.')] + ['paipviewer.score']
 for name in names:
     importlib.import_module(name)
 qt = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'shiboken6', 'pyqtgraph', 'qtawesome'))

@@ -1,0 +1,220 @@
+"""``paipviewer score``: score images with one or two models and write what users keep.
+
+    paipviewer score PATHS... --model M [--compare M2] --out DIR [--threshold T] [--overwrite]
+
+For each image and model: ``DIR/scores.csv`` (a row each), ``DIR/masks/<model>/<stem>.png`` (uint16
+labels of the predicted nuclei), ``DIR/overlays/<model>/<stem>.png`` (the overlay with the default
+layers, at the image's resolution) and ``DIR/geojson/<model>/<stem>.geojson`` (QuPath detections).
+Every file is written atomically; nothing is replaced without ``--overwrite``. An image that cannot
+be read is reported and the others are still scored (exit 1); an unusable model or output folder
+stops before any work (exit 2). Qt-free and TensorFlow-free: it runs models through ONNX Runtime.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from paipviewer.core.atomic import write_text_atomic
+from paipviewer.core.evidence import COLUMNS, assess, row, rows_to_csv, truth_labels
+from paipviewer.core.geojson import feature_collection, to_text
+from paipviewer.core.imageio import ImageReadError, read_image, write_png_atomic
+from paipviewer.core.inference import DEFAULT_OVERLAP, predict_image
+from paipviewer.core.modelfile import MODEL_SUFFIXES, LoadedModel, ModelFileError, load_model
+from paipviewer.core.objects import ObjectSettings
+from paipviewer.core.outputs import check_new_files, check_writable_folder
+from paipviewer.core.stats import wilcoxon
+
+SCORES = "scores.csv"
+OUTPUTS = {"masks": ".png", "overlays": ".png", "geojson": ".geojson"}
+SUMMARY = ("dice", "jaccard", "aji", "pq", "det_f1")
+
+
+class ScoreError(Exception):
+    """Nothing can be scored (a model, the output folder, no images): the message says why."""
+
+
+@dataclass
+class ScoreModel:
+    name: str          # the model id: the file stem, and the folder name of its outputs
+    loaded: LoadedModel
+    threshold: float
+    objects: ObjectSettings
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="paipviewer score", description="Score images with a model (and a second to compare): per-image "
+        "pixel and nucleus scores in scores.csv, predicted nuclei as label PNGs and QuPath GeoJSON, and overlays.")
+    p.add_argument("paths", nargs="+", help="images or folders (images/ + masks/, train/ + test/, PAIP 2023)")
+    p.add_argument("--model", required=True, help="model id (a file stem such as elunet_8_5) or model file")
+    p.add_argument("--compare", help="a second model, scored on the same images and tested against the first")
+    p.add_argument("--out", required=True, help="folder for scores.csv, masks/, overlays/ and geojson/")
+    p.add_argument("--threshold", type=float, help="probability threshold for both models (default: each card's)")
+    p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    p.add_argument("--models-dir", help="folder of your own models, searched for model ids")
+    return p.parse_args(argv)
+
+
+def resolve_model(spec: str, models_dir: str | None = None) -> Path:
+    """A model file, or the model of that id among the user's and the shipped models."""
+    from paipviewer.viewer.catalog import model_key
+    from paipviewer.viewer.paths import shipped_models_dir, user_models_dir
+
+    path = Path(spec)
+    if path.suffix in (*MODEL_SUFFIXES, ".json") or path.exists():
+        if not path.exists():
+            raise ScoreError(f"model {spec}: no such file")
+        return model_key(path)
+    folders = [Path(models_dir)] if models_dir else []
+    folders += [user_models_dir(), shipped_models_dir()]
+    for folder in folders:
+        for suffix in MODEL_SUFFIXES:
+            if (folder / f"{spec}{suffix}").is_file():
+                return model_key(folder / f"{spec}{suffix}")
+    known = sorted({p.stem for f in folders if f.is_dir() for s in MODEL_SUFFIXES for p in f.glob(f"*{s}")})
+    raise ScoreError(f"model {spec!r} not found; known ids: {', '.join(known) or 'none'}")
+
+
+def open_model(spec: str, models_dir: str | None, threshold: float | None) -> ScoreModel:
+    path = resolve_model(spec, models_dir)
+    try:
+        loaded = load_model(path)
+    except ModelFileError as exc:
+        raise ScoreError(f"model {spec}: {exc}") from None
+    card = loaded.card
+    return ScoreModel(path.stem, loaded, card.threshold if threshold is None else threshold,
+                      ObjectSettings.from_dict(card.objects))
+
+
+def gather(paths: list[str]) -> tuple[list[tuple[Path, Path | None]], list[str]]:
+    """(image, mask) pairs of the given paths, and a message for each path that gives none."""
+    from paipviewer.viewer.images import expand_paths
+
+    pairs, models, failures = expand_paths(paths)
+    problems = [f"{f.path}: {f.reason}" for f in failures]
+    problems += [f"{m}: a model file; give models with --model or --compare" for m in models]
+    seen, unique = set(), []
+    for image, mask in pairs:
+        if image.resolve() not in seen:
+            seen.add(image.resolve())
+            unique.append((image, mask))
+    return unique, problems
+
+
+def output_paths(out: Path, model: str, image: Path) -> dict[str, Path]:
+    return {kind: out / kind / model / f"{image.stem}{suffix}" for kind, suffix in OUTPUTS.items()}
+
+
+def score_image(image_path: Path, mask_path: Path | None, models: list[ScoreModel], out: Path,
+                log=print) -> list[dict]:
+    """Rows of one image for each model, its files written. Raises ImageReadError for the image."""
+    from paipviewer.viewer.layers import LayerState, overlay_image
+
+    image = read_image(image_path)
+    truth = None
+    if mask_path is not None:
+        try:
+            truth = truth_labels(mask_path, image.shape[:2])
+        except ImageReadError as exc:
+            log(f"{image_path.name}: ground truth not used: {exc}")
+    layers = LayerState.default("annotated" if truth is not None else "plain")
+    rows = []
+    for m in models:
+        t0 = time.perf_counter()
+        prediction = predict_image(m.loaded.model, image, m.loaded.card.equalize, overlap=DEFAULT_OVERLAP)
+        seconds = time.perf_counter() - t0
+        a = assess(prediction.probability, m.threshold, truth, m.objects)
+        if a.nuclei_pred > np.iinfo(np.uint16).max:
+            raise ImageReadError(f"{image_path.name}: {a.nuclei_pred:,} nuclei do not fit a 16-bit label PNG")
+        files = output_paths(out, m.name, image_path)
+        write_png_atomic(files["masks"], a.nuclei.astype(np.uint16))
+        write_png_atomic(files["overlays"], overlay_image(image, layers, prediction.probability >= m.threshold,
+                                                          None if truth is None else truth > 0))
+        write_text_atomic(files["geojson"], to_text(feature_collection(a.nuclei, prediction.probability)))
+        rows.append(row(image_path.name, m.name, a, seconds))
+    return rows
+
+
+def summary_lines(rows: list[dict], models: list[ScoreModel]) -> list[str]:
+    lines = []
+    for m in models:
+        mine = [r for r in rows if r["model"] == m.name]
+        scored = [r for r in mine if r["dice"] is not None]
+        nuclei = sum(r["nuclei_pred"] for r in mine)
+        text = f"{m.name}: {len(mine)} images, {nuclei:,} nuclei"
+        if scored:
+            tp, fp, fn = (sum(r[k] for r in scored) for k in ("tp", "fp", "fn"))
+            pooled = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+            means = ", ".join(f"{k} {np.mean([r[k] for r in scored]):.3f}" for k in SUMMARY)
+            text += f"; mean {means}; pooled dice {pooled:.3f} ({len(scored)} with ground truth)"
+        lines.append(text)
+    if len(models) == 2:
+        a, b = models
+        by_image = {}
+        for r in rows:
+            if r["dice"] is not None:
+                by_image.setdefault(r["image"], {})[r["model"]] = r["dice"]
+        paired = [v for v in by_image.values() if len(v) == 2]
+        if paired:
+            test = wilcoxon([v[a.name] for v in paired], [v[b.name] for v in paired])
+            lines.append(f"dice, {a.name} against {b.name}: {test.verdict(a.name, b.name)}")
+    return lines
+
+
+def run(args: argparse.Namespace, log=print) -> int:
+    if args.threshold is not None and not 0 < args.threshold < 1:
+        raise ScoreError("--threshold must be between 0 and 1")
+    pairs, problems = gather(args.paths)
+    for p in problems:
+        log(f"not scored: {p}")
+    if not pairs:
+        raise ScoreError("no images to score")
+    models = [open_model(args.model, args.models_dir, args.threshold)]
+    if args.compare:
+        models.append(open_model(args.compare, args.models_dir, args.threshold))
+        if models[1].name == models[0].name:
+            raise ScoreError(f"--model and --compare are both {models[0].name}; their outputs would share folders")
+    try:
+        out = check_writable_folder(args.out, "--out")
+        planned = [out / SCORES] + [p for image, _ in pairs for m in models
+                                    for p in output_paths(out, m.name, image).values()]
+        check_new_files(planned, "--out", args.overwrite)
+    except OSError as exc:
+        raise ScoreError(str(exc)) from None
+    names = [m.name for m in models]
+    log(f"scoring {len(pairs)} images with {' and '.join(names)} into {out}")
+    rows, failed = [], len(problems)
+    for k, (image, mask) in enumerate(pairs, 1):
+        try:
+            new = score_image(image, mask, models, out, log)
+        except ImageReadError as exc:
+            log(f"not scored: {exc}")
+            failed += 1
+            continue
+        except OSError as exc:  # the disk filled up or went away: scores.csv holds the images before this
+            raise ScoreError(f"cannot write the results for {image.name} ({exc.strerror or exc}); "
+                             f"{len(rows)} rows kept in {out / SCORES}") from None
+        rows += new
+        write_text_atomic(out / SCORES, rows_to_csv(rows, COLUMNS))  # a killed run keeps what it did
+        dice = ", ".join(f"{r['model']} dice {r['dice']:.3f}" if r["dice"] is not None
+                         else f"{r['model']} {r['nuclei_pred']} nuclei" for r in new)
+        log(f"[{k}/{len(pairs)}] {image.name}: {dice}")
+    for line in summary_lines(rows, models):
+        log(line)
+    if failed:
+        log(f"{failed} input(s) not scored; see above")
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except ScoreError as exc:
+        print(f"paipviewer score: error: {exc}", file=sys.stderr)
+        return 2

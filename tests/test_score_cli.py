@@ -1,0 +1,132 @@
+"""``paipviewer score`` on real MoNuSeg test images with the shipped models, checked against its own files."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from paipviewer.__main__ import main
+from paipviewer.core.imageio import read_labels, read_mask
+from paipviewer.core.metrics import confusion
+from paipviewer.core.objects import match_nuclei
+
+STEMS = ("TCGA-2Z-A9J9-01A-01-TS1", "TCGA-HT-8564-01Z-00-DX1")
+
+
+@pytest.fixture(scope="module")
+def folder(monuseg, tmp_path_factory):
+    """Two MoNuSeg test images in their layout, plus a picture without ground truth."""
+    root = tmp_path_factory.mktemp("data")
+    for sub, suffix in (("images", ".tif"), ("masks", ".png"), ("masks_instance", ".png")):
+        (root / sub).mkdir()
+        for stem in STEMS:
+            os.symlink(monuseg / "test" / sub / f"{stem}{suffix}", root / sub / f"{stem}{suffix}")
+    image = cv2.imread(str(monuseg / "test" / "images" / f"{STEMS[0]}.tif"))
+    cv2.imwrite(str(root / "images" / "no truth.png"), image[:300, :400])
+    return root
+
+
+@pytest.fixture(scope="module")
+def scored(folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "results"
+    rc = main(["score", str(folder), "--model", "elunet_8_5", "--compare", "unet_32_5", "--out", str(out)])
+    return rc, out
+
+
+def rows_of(out):
+    with open(out / "scores.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_writes_a_row_and_three_files_per_image_and_model(scored):
+    rc, out = scored
+    assert rc == 0
+    rows = rows_of(out)
+    assert len(rows) == 3 * 2
+    assert list(rows[0]) == ["image", "model", "threshold", "dice", "jaccard", "precision", "recall", "tp", "fp",
+                             "fn", "nuclei_pred", "nuclei_true", "det_f1", "aji", "pq", "seconds"]
+    for r in rows:
+        stem = r["image"].rsplit(".", 1)[0]
+        for kind, suffix in (("masks", ".png"), ("overlays", ".png"), ("geojson", ".geojson")):
+            assert (out / kind / r["model"] / f"{stem}{suffix}").is_file()
+    plain = [r for r in rows if r["image"] == "no truth.png"]
+    assert len(plain) == 2 and all(r["dice"] == "" and r["aji"] == "" and int(r["nuclei_pred"]) > 50 for r in plain)
+
+
+def test_scores_agree_with_the_written_masks_and_the_ground_truth(scored, folder):
+    _, out = scored
+    for r in rows_of(out):
+        stem = r["image"].rsplit(".", 1)[0]
+        labels = read_labels(out / "masks" / r["model"] / f"{stem}.png")
+        assert labels.max() == int(r["nuclei_pred"])
+        if not r["dice"]:
+            continue
+        truth = read_labels(folder / "masks_instance" / f"{stem}.png")
+        assert int(r["nuclei_true"]) == len(np.unique(truth)) - 1
+        # The label PNG leaves out specks under min_area pixels; Dice counts every predicted pixel.
+        assert confusion(labels > 0, truth > 0).dice == pytest.approx(float(r["dice"]), abs=0.005)
+        objects = match_nuclei(truth, labels).scores
+        assert objects.aji == pytest.approx(float(r["aji"]), abs=1e-4)
+        assert objects.f1 == pytest.approx(float(r["det_f1"]), abs=1e-4)
+        assert float(r["dice"]) > 0.7  # the shipped models on MoNuSeg test images
+
+
+def test_geojson_has_one_closed_polygon_per_nucleus(scored):
+    _, out = scored
+    for r in rows_of(out):
+        stem = r["image"].rsplit(".", 1)[0]
+        fc = json.loads((out / "geojson" / r["model"] / f"{stem}.geojson").read_text())
+        assert fc["type"] == "FeatureCollection"
+        assert len(fc["features"]) == int(r["nuclei_pred"])
+        labels = {f["properties"]["label"] for f in fc["features"]}
+        assert labels == set(range(1, int(r["nuclei_pred"]) + 1))
+        for f in fc["features"][:50]:
+            ring = f["geometry"]["coordinates"][0]
+            assert ring[0] == ring[-1] and len(ring) >= 5
+            assert f["properties"]["objectType"] == "detection"
+
+
+def test_overlay_is_the_image_size_and_shows_the_errors(scored, folder):
+    _, out = scored
+    overlay = cv2.imread(str(out / "overlays" / "elunet_8_5" / f"{STEMS[0]}.png"))[:, :, ::-1]
+    image = cv2.imread(str(folder / "images" / f"{STEMS[0]}.tif"))[:, :, ::-1]
+    assert overlay.shape == image.shape
+    truth = read_mask(folder / "masks" / f"{STEMS[0]}.png")
+    # Background far from any nucleus is the tissue unchanged; nuclei are tinted.
+    far = cv2.dilate(truth.astype(np.uint8), np.ones((25, 25), np.uint8)) == 0
+    changed = np.abs(overlay.astype(int) - image).sum(axis=2) > 0
+    assert changed[truth].mean() > 0.9 and changed[far].mean() < 0.1
+
+
+def test_never_overwrites_without_being_told(scored, folder):
+    _, out = scored
+    before = (out / "scores.csv").read_bytes()
+    assert main(["score", str(folder), "--model", "elunet_8_5", "--out", str(out)]) == 2
+    assert (out / "scores.csv").read_bytes() == before
+
+
+def test_a_bad_input_is_reported_and_the_rest_scored(samples256, tmp_path, capsys):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    tile = sorted((samples256 / "images").glob("*.png"))[0]
+    rc = main(["score", str(broken), str(tile), str(tmp_path / "nothing.png"), "--model", "elunet_8_5",
+               "--out", str(tmp_path / "out")])
+    assert rc == 1
+    err = capsys.readouterr().out
+    assert "broken.png" in err and "nothing.png" in err
+    rows = rows_of(tmp_path / "out")
+    assert [r["image"] for r in rows] == [tile.name] and rows[0]["dice"] != ""
+
+
+def test_unusable_model_or_output_stops_before_any_work(samples256, tmp_path, capsys):
+    tile = str(sorted((samples256 / "images").glob("*.png"))[0])
+    assert main(["score", tile, "--model", "no_such_model", "--out", str(tmp_path / "a")]) == 2
+    assert "no_such_model" in capsys.readouterr().err and not (tmp_path / "a").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["score", tile, "--model", "elunet_8_5", "--out", str(blocker)]) == 2
+    assert "is a file" in capsys.readouterr().err
