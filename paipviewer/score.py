@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from paipviewer.core.atomic import write_text_atomic
-from paipviewer.core.evidence import COLUMNS, assess, row, rows_to_csv, truth_labels
+from paipviewer.core.evidence import COLUMNS, Assessment, assess, row, rows_to_csv, truth_labels
 from paipviewer.core.geojson import feature_collection, to_text
 from paipviewer.core.imageio import ImageReadError, read_image, write_png_atomic
 from paipviewer.core.inference import DEFAULT_OVERLAP, predict_image
@@ -110,11 +110,26 @@ def output_paths(out: Path, model: str, image: Path) -> dict[str, Path]:
     return {kind: out / kind / model / f"{image.stem}{suffix}" for kind, suffix in OUTPUTS.items()}
 
 
+def write_outputs(out: Path, model: str, image_path: Path, image: np.ndarray, probability: np.ndarray,
+                  assessment: Assessment, truth: np.ndarray | None) -> dict[str, Path]:
+    """One image's files for one model: nucleus labels, the overlay with the default layers, GeoJSON.
+    The viewer's export writes through here too, so its files are the command line's."""
+    from paipviewer.viewer.layers import LayerState, overlay_image
+
+    if assessment.nuclei_pred > np.iinfo(np.uint16).max:
+        raise ImageReadError(f"{image_path.name}: {assessment.nuclei_pred:,} nuclei do not fit a 16-bit label PNG")
+    layers = LayerState.default("annotated" if truth is not None else "plain")
+    files = output_paths(out, model, image_path)
+    write_png_atomic(files["masks"], assessment.nuclei.astype(np.uint16))
+    write_png_atomic(files["overlays"], overlay_image(image, layers, probability >= assessment.threshold,
+                                                      None if truth is None else truth > 0))
+    write_text_atomic(files["geojson"], to_text(feature_collection(assessment.nuclei, probability)))
+    return files
+
+
 def score_image(image_path: Path, mask_path: Path | None, models: list[ScoreModel], out: Path,
                 log=print) -> list[dict]:
     """Rows of one image for each model, its files written. Raises ImageReadError for the image."""
-    from paipviewer.viewer.layers import LayerState, overlay_image
-
     image = read_image(image_path)
     truth = None
     if mask_path is not None:
@@ -122,20 +137,13 @@ def score_image(image_path: Path, mask_path: Path | None, models: list[ScoreMode
             truth = truth_labels(mask_path, image.shape[:2])
         except ImageReadError as exc:
             log(f"{image_path.name}: ground truth not used: {exc}")
-    layers = LayerState.default("annotated" if truth is not None else "plain")
     rows = []
     for m in models:
         t0 = time.perf_counter()
         prediction = predict_image(m.loaded.model, image, m.loaded.card.equalize, overlap=DEFAULT_OVERLAP)
         seconds = time.perf_counter() - t0
         a = assess(prediction.probability, m.threshold, truth, m.objects)
-        if a.nuclei_pred > np.iinfo(np.uint16).max:
-            raise ImageReadError(f"{image_path.name}: {a.nuclei_pred:,} nuclei do not fit a 16-bit label PNG")
-        files = output_paths(out, m.name, image_path)
-        write_png_atomic(files["masks"], a.nuclei.astype(np.uint16))
-        write_png_atomic(files["overlays"], overlay_image(image, layers, prediction.probability >= m.threshold,
-                                                          None if truth is None else truth > 0))
-        write_text_atomic(files["geojson"], to_text(feature_collection(a.nuclei, prediction.probability)))
+        write_outputs(out, m.name, image_path, image, prediction.probability, a, truth)
         rows.append(row(image_path.name, m.name, a, seconds))
     return rows
 
