@@ -177,6 +177,37 @@ def test_evaluate_on_the_validation_split_scores_the_validation_images(paip_fixt
     assert "1 validation images" in (out / "report.md").read_text()
 
 
+def test_evaluate_split_all_scores_every_image_as_paipviewer_score_does(paip_fixture, tmp_path, paip_prepared,
+                                                                        tiny_model_file, capsys):
+    from paipviewer.__main__ import main as viewer_main
+
+    _, cache = paip_prepared
+    base = ["evaluate", "--data", str(paip_fixture), "--cache", str(cache), "--models", str(tiny_model_file),
+            "--runs", "1", "--tiles", "3"]
+    assert cli(base + ["--out", str(tmp_path / "test")]) == 0
+    said = capsys.readouterr().out
+    assert "has no test/ folder" in said and "1 of 3" in said and "--split all" in said
+    assert len(list(csv.DictReader(open(tmp_path / "test" / "images.csv")))) == 1
+
+    assert cli(base + ["--out", str(tmp_path / "all"), "--split", "all"]) == 0
+    images = list(csv.DictReader(open(tmp_path / "all" / "images.csv")))
+    # every image the selection keeps: the pancreas images at 0.25 um/px (tr_p004 is marked 0.5)
+    assert [r["image"] for r in images] == ["tr_p001.png", "tr_p002.png", "tr_p003.png"]
+    assert {r["model"] for r in images} == {tiny_model_file.name}
+    (result,) = csv.DictReader(open(tmp_path / "all" / "results.csv"))
+    assert int(result["nuclei_true"]) == sum(int(r["nuclei_true"]) for r in images) > 500
+    assert float(result["aji"]) == pytest.approx(np.mean([float(r["aji"]) for r in images]), abs=1e-3)
+    assert "| detection F1 | AJI | PQ |" in (tmp_path / "all" / "report.md").read_text()
+
+    # The viewer's command line scores the same images with the same function: the same figures.
+    assert viewer_main(["score", str(paip_fixture), "--model", str(tiny_model_file), "--out",
+                        str(tmp_path / "score")]) == 0
+    scored = {r["image"]: r for r in csv.DictReader(open(tmp_path / "score" / "scores.csv"))}
+    for r in images:
+        for key in ("dice", "aji", "det_f1", "nuclei_pred", "nuclei_true"):
+            assert float(scored[r["image"]][key]) == pytest.approx(float(r[key]), abs=0.005)
+
+
 def test_params_and_help():
     for sub in ("params", "prepare", "fit", "grid", "calibrate", "evaluate"):
         with pytest.raises(SystemExit) as exc:

@@ -234,9 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="folder for results.csv, report.md and the plot")
     p.add_argument("--runs", type=AT_LEAST_1, default=3, help="timing repeats; the median is reported (3)")
     p.add_argument("--tiles", type=AT_LEAST_1, default=57, help="random test tiles for the study's protocol (57)")
-    p.add_argument("--split", choices=("test", "val"), default="test",
-                   help="score the test images (default), or the validation images to choose between models "
-                        "without looking at the test set")
+    p.add_argument("--split", choices=("test", "val", "all"), default="test",
+                   help="score the test images (default); the validation images, to choose between models "
+                        "without looking at the test set; or every image of the folder (data no model trained on)")
     p.add_argument("--overwrite", action="store_true", help="replace the results of an earlier evaluation in --out")
     p.set_defaults(func=cmd_evaluate)
     return parser

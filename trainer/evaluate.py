@@ -1,7 +1,9 @@
 """``paip-train evaluate``: the study's Table V for any set of model files, on the test split.
 
 ``--split val`` scores the validation images instead, so a choice between models (say, a model
-trained further against the one it started from) never looks at the test set.
+trained further against the one it started from) never looks at the test set; ``--split all``
+scores every image of the folder (data that no model was trained on). A folder without a test/
+split is split by seed, and evaluate says which images that leaves and how to score them all.
 
 Per model:
 
@@ -13,7 +15,10 @@ Per model:
   and how many of the tiles hold no nucleus, so a reader can tell which definition a published
   figure fits. The same over every test tile (``jaccard_tiles``, ``dice_tiles``).
 - Whole images: sliding window with overlap over each full test image; per-image Jaccard and Dice
-  averaged over images (``jaccard_image``, ``dice_image``) and pooled over all pixels.
+  averaged over images (``jaccard_image``, ``dice_image``) and pooled over all pixels; nuclei as
+  objects (:mod:`paipviewer.core.objects`): counts summed over images, detection F1, AJI and PQ
+  averaged over images. ``images.csv`` has a row per image and model with the columns of
+  ``paipviewer score``'s scores.csv, computed by the same function.
 - Time on this CPU: loading the model file (``load_s``) and the 57 predictions one tile at a
   time (``predict57_s``), median of ``runs`` repeats in this process; importing TensorFlow is
   measured apart in a fresh interpreter (``tf_import_s``), since the study's figure cannot tell.
@@ -32,9 +37,11 @@ from pathlib import Path
 import numpy as np
 
 from paipviewer.core.atomic import write_text_atomic
-from paipviewer.core.imageio import read_image, read_mask
+from paipviewer.core.evidence import assess, row as image_row, rows_to_csv as image_rows_to_csv, truth_labels
+from paipviewer.core.imageio import read_image
 from paipviewer.core.inference import DEFAULT_OVERLAP, predict_image, predict_tiles
-from paipviewer.core.metrics import confusion, mean_score, pooled
+from paipviewer.core.metrics import mean_score, pooled
+from paipviewer.core.objects import ObjectSettings
 from paipviewer.core.scoring import tile_confusions
 from paipviewer.core.modelfile import load_model, model_files, training_totals
 from paipviewer.core.preprocess import to_float
@@ -46,9 +53,11 @@ from .report import PLOT, REPORT, write_report
 
 COLUMNS = ["model", "architecture", "filters", "depth", "params", "file_mb", "file_mb_with_optimizer",
            "jaccard_57", "mean_iou_57", "empty_tiles_57", "jaccard_tiles", "dice_tiles", "jaccard_image",
-           "dice_image", "jaccard_pooled", "dice_pooled", "load_s", "predict57_s", "total57_s", "tf_import_s",
+           "dice_image", "jaccard_pooled", "dice_pooled", "nuclei_pred", "nuclei_true", "det_f1", "aji", "pq", "load_s", "predict57_s", "total57_s", "tf_import_s",
            "epochs", "train_minutes", "train_device"]
 RESULTS = "results.csv"
+IMAGES = "images.csv"
+SPLITS = ("test", "val", "all")
 
 
 def backend_of(path: Path) -> str | None:
@@ -109,11 +118,17 @@ def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=pri
     probs = predict_uint8_tiles(model, x)
     per_tile = tile_confusions(probs, y, [card.threshold])[card.threshold]
     tiles57 = [per_tile[i] for i in chosen]
-    per_image = []
+    per_image, objects, image_rows = [], [], []
+    settings = ObjectSettings.from_dict(card.objects)
     for s in test:
         image = read_image(s.image)
+        t0 = time.perf_counter()
         pred = predict_image(model, image, card.equalize, overlap=DEFAULT_OVERLAP, batch=8)
-        per_image.append(confusion(pred.mask(card.threshold), read_mask(s.mask, image.shape[:2])))
+        seconds = time.perf_counter() - t0
+        a = assess(pred.probability, card.threshold, truth_labels(s.mask, image.shape[:2]), settings)
+        per_image.append(a.pixels)
+        objects.append(a.objects.scores)
+        image_rows.append(image_row(s.image.name, path.name, a, seconds))
     whole = pooled(per_image)
     epochs, seconds = training_totals(card.training)  # all runs, when a model was trained further
     row = {
@@ -125,6 +140,9 @@ def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=pri
         "jaccard_tiles": mean_score(per_tile), "dice_tiles": mean_score(per_tile, "dice"),
         "jaccard_image": mean_score(per_image), "dice_image": mean_score(per_image, "dice"),
         "jaccard_pooled": whole.jaccard, "dice_pooled": whole.dice,
+        "nuclei_pred": sum(o.n_pred for o in objects), "nuclei_true": sum(o.n_true for o in objects),
+        "det_f1": float(np.mean([o.f1 for o in objects])), "aji": float(np.mean([o.aji for o in objects])),
+        "pq": float(np.mean([o.pq for o in objects])),
         "load_s": load_s, "predict57_s": predict_s, "total57_s": load_s + predict_s,
         "epochs": "" if epochs is None else epochs,
         "train_minutes": "" if seconds is None else round(seconds / 60, 1),
@@ -133,7 +151,7 @@ def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=pri
     }
     log(f"{path.name}: jaccard_57 {row['jaccard_57']:.3f}, dice_image {row['dice_image']:.3f}, "
         f"{row['total57_s']:.1f} s for 57 tiles")
-    return row
+    return row, image_rows
 
 
 def evaluate(models: list[Path], data: Path, out: Path, settings: PrepareSettings = PrepareSettings(),
@@ -143,30 +161,45 @@ def evaluate(models: list[Path], data: Path, out: Path, settings: PrepareSetting
 
     Returns the rows of the models scored and, by name, why any other could not be scored.
     """
-    if split not in ("test", "val"):
-        raise ValueError(f"unknown split {split!r}; choose test or val")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose {', '.join(SPLITS)}")
     out = check_writable_folder(out, "--out")
-    check_new_files([out / name for name in (RESULTS, REPORT, PLOT)], "--out", overwrite)
-    images = getattr(split_samples(select_samples(Path(data), settings), settings), split)
-    if not images:
-        raise ValueError(f"{data}: the split has no {split} images")
+    check_new_files([out / name for name in (RESULTS, IMAGES, REPORT, PLOT)], "--out", overwrite)
+    images = images_to_score(Path(data), settings, split, log)
     tf_s = tf_import_seconds()
     models = [Path(p) for p in models]
-    rows, failed = [], {}
+    rows, image_rows, failed = [], [], {}
     for path, name in zip(models, model_names(models)):
         try:
-            row = evaluate_model(path, images, tiles, seed, runs, log)
+            row, per_image = evaluate_model(path, images, tiles, seed, runs, log)
         except (ValueError, OSError) as exc:  # a damaged or foreign file: the other models are still scored
             failed[name] = _named(name, path, exc)
             log(f"{name}: not scored")
             continue
         row.update(model=name, tf_import_s=tf_s)
         rows.append(row)
+        image_rows += [{**r, "model": name} for r in per_image]
     if rows:
         write_text_atomic(out / RESULTS, rows_to_csv(rows))
+        write_text_atomic(out / IMAGES, image_rows_to_csv(image_rows))
         write_report(rows, out, data=Path(data), n_test=len(images), tiles=tiles, seed=seed, runs=runs, split=split)
-        log(f"wrote {out / RESULTS}, {out / REPORT}, {out / PLOT}")
+        log(f"wrote {out / RESULTS}, {out / IMAGES}, {out / REPORT}, {out / PLOT}")
     return rows, failed
+
+
+def images_to_score(data: Path, settings: PrepareSettings, split: str, log=print) -> list:
+    """The images of ``split``; on a folder without its own test/ split, say which ones and why."""
+    samples = select_samples(data, settings)
+    if split == "all":
+        return sorted(samples, key=lambda s: (s.split or "", s.name))
+    images = getattr(split_samples(samples, settings), split)
+    if not images:
+        raise ValueError(f"{data}: the split has no {split} images")
+    if not any(s.split == "test" for s in samples):
+        names = ", ".join(s.name for s in images[:8]) + (", ..." if len(images) > 8 else "")
+        log(f"{data} has no test/ folder: scoring the {split} images of the seeded split (seed {settings.seed}), "
+            f"{len(images)} of {len(samples)}: {names}. Pass --split all to score every image.")
+    return images
 
 
 def _named(name: str, path: Path, exc: Exception) -> str:

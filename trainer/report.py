@@ -20,7 +20,8 @@ def _fmt(value, digits=3) -> str:
 
 
 SPLIT_WORDS = {"test": "test images (never used in training or validation)",
-               "val": "validation images (held out of training; for choosing models, not for reporting)"}
+               "val": "validation images (held out of training; for choosing models, not for reporting)",
+               "all": "images (every image of the folder: use on data no model was trained on)"}
 
 
 def markdown(rows: list[dict], data: Path, n_test: int, tiles: int, seed: int, runs: int,
@@ -50,6 +51,17 @@ def markdown(rows: list[dict], data: Path, n_test: int, tiles: int, seed: int, r
             f"| {r['jaccard_image']:.3f} | {r['dice_image']:.3f} | {r['load_s']:.2f} | {r['predict57_s']:.2f} "
             f"| {_fmt(s.get('time_s'))} | {_fmt(r.get('epochs'))} | {_fmt(r.get('train_minutes'), 1)} "
             f"| {r.get('train_device') or ''} |")
+    lines += [
+        "",
+        "Nuclei as objects (whole images; touching nuclei split as in `paipviewer/core/objects.py`): counts "
+        "summed over images, the scores averaged over images; a match is IoU >= 0.5. `images.csv` has every image.",
+        "",
+        "| model | nuclei predicted | nuclei true | detection F1 | AJI | PQ |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r, label in zip(rows, labels):
+        lines.append(f"| {label} | {r['nuclei_pred']:,} | {r['nuclei_true']:,} | {r['det_f1']:.3f} "
+                     f"| {r['aji']:.3f} | {r['pq']:.3f} |")
     tf_s = rows[0]["tf_import_s"] if rows else None
     lines += [
         "",
