@@ -194,7 +194,7 @@ def run(args: argparse.Namespace, log=print) -> int:
         check_new_files(planned, "--out", args.overwrite)
     except OSError as exc:
         raise ScoreError(str(exc)) from None
-    names = [m.name for m in models]
+    names = [f"{m.name} ({m.loaded.runtime}, threshold {m.threshold:g})" for m in models]
     log(f"scoring {len(pairs)} images with {' and '.join(names)} into {out}")
     rows, failed = [], len(problems)
     for k, (image, mask) in enumerate(pairs, 1):
