@@ -80,7 +80,7 @@ def child(size: int, model_path: Path, backend: str, old: bool, source: Path) ->
             "map_mb": round(pred.probability.nbytes / 2**20), "peak_mb": round(peak),
             "growth_mb": round(peak - baseline), "seconds": round(seconds, 1), "tiles": pred.tiles,
             "preprocess_s": round(pred.timing["preprocess"], 1), "inference_s": round(pred.timing["inference"], 1),
-            "mean_probability": float(pred.probability.mean())}
+            "mean_probability": float(pred.probability.mean(dtype=np.float64))}
 
 
 def main() -> int:

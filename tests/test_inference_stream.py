@@ -98,7 +98,7 @@ def test_bad_input_is_refused_as_before():
 @pytest.mark.parametrize("mode", ["rgb", "luma", "clahe"])
 def test_memory_is_the_image_the_map_and_a_batch(mode):
     """numpy reports its allocations to tracemalloc: the old path allocated the float32 image, its padded
-    copy and every tile (about 17 bytes a pixel beyond the uint8 image); streaming needs the map."""
+    copy and every tile (about 40 bytes a pixel beyond the uint8 image); streaming needs the map."""
     image = np.random.default_rng(1).integers(0, 256, (2000, 2100, 3), dtype=np.uint8)
     tracemalloc.start()
     try:
