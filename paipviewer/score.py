@@ -23,7 +23,8 @@ from paipviewer.core.atomic import write_text_atomic
 from paipviewer.core.evidence import COLUMNS, Assessment, assess, row, rows_to_csv, truth_labels
 from paipviewer.core.geojson import feature_collection, to_text
 from paipviewer.core.imageio import ImageReadError, read_image, write_png_atomic
-from paipviewer.core.inference import DEFAULT_OVERLAP, predict_image
+from paipviewer.core.inference import DEFAULT_OVERLAP
+from paipviewer.core.magnification import image_pixel_size, plan_scale, plausible, predict_at_scale
 from paipviewer.core.modelfile import MODEL_SUFFIXES, LoadedModel, ModelFileError, load_model
 from paipviewer.core.objects import ObjectSettings
 from paipviewer.core.outputs import check_new_files, check_writable_folder
@@ -57,6 +58,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threshold", type=float, help="probability threshold for both models (default: each card's)")
     p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
     p.add_argument("--models-dir", help="folder of your own models, searched for model ids")
+    p.add_argument("--mpp", type=float, help="microns per pixel of images whose files do not say (default: "
+                   "unknown, taken as the model's)")
+    p.add_argument("--no-rescale", action="store_true", help="run every image as it is, even at another "
+                   "magnification than the model's (to measure what the resampling gains)")
     return p.parse_args(argv)
 
 
@@ -128,9 +133,10 @@ def write_outputs(out: Path, model: str, image_path: Path, image: np.ndarray, pr
 
 
 def score_image(image_path: Path, mask_path: Path | None, models: list[ScoreModel], out: Path,
-                log=print) -> list[dict]:
+                log=print, mpp: float | None = None, rescale: bool = True) -> list[dict]:
     """Rows of one image for each model, its files written. Raises ImageReadError for the image."""
     image = read_image(image_path)
+    pixel_size = image_pixel_size(image_path, mpp)
     truth = None
     if mask_path is not None:
         try:
@@ -139,12 +145,15 @@ def score_image(image_path: Path, mask_path: Path | None, models: list[ScoreMode
             log(f"{image_path.name}: ground truth not used: {exc}")
     rows = []
     for m in models:
+        scale = plan_scale(pixel_size, m.loaded.card.mpp, rescale)
         t0 = time.perf_counter()
-        prediction = predict_image(m.loaded.model, image, m.loaded.card.equalize, overlap=DEFAULT_OVERLAP)
+        prediction = predict_at_scale(m.loaded.model, image, m.loaded.card.equalize, scale, overlap=DEFAULT_OVERLAP)
         seconds = time.perf_counter() - t0
         a = assess(prediction.probability, m.threshold, truth, m.objects)
         write_outputs(out, m.name, image_path, image, prediction.probability, a, truth)
-        rows.append(row(image_path.name, m.name, a, seconds))
+        rows.append(row(image_path.name, m.name, a, seconds, pixel_size.mpp, scale.factor))
+        if scale.resampled or (pixel_size.mpp and not rescale):
+            log(f"{image_path.name}, {m.name}: {scale.text()}")
     return rows
 
 
@@ -177,6 +186,8 @@ def summary_lines(rows: list[dict], models: list[ScoreModel]) -> list[str]:
 def run(args: argparse.Namespace, log=print) -> int:
     if args.threshold is not None and not 0 < args.threshold < 1:
         raise ScoreError("--threshold must be between 0 and 1")
+    if args.mpp is not None and not plausible(args.mpp):
+        raise ScoreError("--mpp must be a microscope's pixel size, 0.05 to 20 microns")
     pairs, problems = gather(args.paths)
     for p in problems:
         log(f"not scored: {p}")
@@ -199,7 +210,7 @@ def run(args: argparse.Namespace, log=print) -> int:
     rows, failed = [], len(problems)
     for k, (image, mask) in enumerate(pairs, 1):
         try:
-            new = score_image(image, mask, models, out, log)
+            new = score_image(image, mask, models, out, log, args.mpp, not args.no_rescale)
         except ImageReadError as exc:
             log(f"not scored: {exc}")
             failed += 1

@@ -48,7 +48,7 @@ def test_writes_a_row_and_three_files_per_image_and_model(scored):
     rows = rows_of(out)
     assert len(rows) == 3 * 2
     assert list(rows[0]) == ["image", "model", "threshold", "dice", "jaccard", "precision", "recall", "tp", "fp",
-                             "fn", "nuclei_pred", "nuclei_true", "det_f1", "aji", "pq", "seconds"]
+                             "fn", "nuclei_pred", "nuclei_true", "det_f1", "aji", "pq", "seconds", "mpp", "scale"]
     for r in rows:
         stem = r["image"].rsplit(".", 1)[0]
         for kind, suffix in (("masks", ".png"), ("overlays", ".png"), ("geojson", ".geojson")):

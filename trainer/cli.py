@@ -160,7 +160,9 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=AT_LEAST_0, default=42, help="seed of the image split and shuffling (default 42)")
     p.add_argument("--val-fraction", type=FRACTION, default=0.2, help="share of training images held out (0.2)")
     p.add_argument("--organs", default="pancreas", help="PAIP organs, comma-separated, or 'all' (pancreas)")
-    p.add_argument("--mpp", type=MPP, default="0.25", help="PAIP microns per pixel to keep, or 'any' (0.25)")
+    p.add_argument("--mpp", type=MPP, default="0.25", help="microns per pixel of the training images, recorded in the model card so inference "
+                   "resamples other magnifications to it; PAIP 2023 images at another size are left out; "
+                   "'any' keeps all and records none (0.25, MoNuSeg's and the study's 40x)")
     p.add_argument("--no-flips", action="store_true", help="skip the x4 flip augmentation")
     p.add_argument("--cache", type=Path, default=None, help="where prepared tiles are cached "
                    "(default ~/.cache/paipviewer/prepared)")

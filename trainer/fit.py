@@ -225,6 +225,7 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
         architecture=settings.architecture, filters=settings.filters, depth=settings.depth,
         params=int(final.count_params()), input_size=int(xt.shape[1]),
         equalize=manifest["settings"]["equalize"], threshold=threshold,
+        mpp=manifest["settings"].get("mpp"),  # the pixel size the tiles were selected at (prepare --mpp)
         training={**asdict(settings), "data": manifest["root"], "prepared": prepared.name,
                   "split": {k: len(v) for k, v in manifest["split"].items()},
                   "train_tiles": int(len(xt)), "val_tiles": int(len(xv)), "epochs_run": epochs_run,

@@ -87,6 +87,13 @@ def read_mpp_sheet(root: Path) -> dict[str, float]:
     return table
 
 
+def sheet_mpp(image: Path) -> float | None:
+    """Microns per pixel of an image in a PAIP 2023 folder, from the sheet beside the folders."""
+    if image.parent.name != PAIP_IMAGES:
+        return None
+    return read_mpp_sheet(image.parent.parent).get(image.stem)
+
+
 def discover_paip(root: Path) -> list[Sample]:
     """Samples of a PAIP 2023 training folder, tumour nuclei as the target."""
     masks = _paip_mask_dir(root)

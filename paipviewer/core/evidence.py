@@ -20,7 +20,7 @@ from .objects import Matching, ObjectSettings, label_nuclei, match_nuclei
 
 # scores.csv, one row per image and model; empty cells where there is no ground truth.
 COLUMNS = ["image", "model", "threshold", "dice", "jaccard", "precision", "recall", "tp", "fp", "fn",
-           "nuclei_pred", "nuclei_true", "det_f1", "aji", "pq", "seconds"]
+           "nuclei_pred", "nuclei_true", "det_f1", "aji", "pq", "seconds", "mpp", "scale"]
 TRUTH_COLUMNS = {"dice", "jaccard", "precision", "recall", "tp", "fp", "fn", "nuclei_true", "det_f1", "aji", "pq"}
 
 
@@ -62,8 +62,11 @@ def assess(probability: np.ndarray, threshold: float, truth: np.ndarray | None,
     return Assessment(threshold, nuclei, confusion(mask, truth > 0), match_nuclei(truth, nuclei))
 
 
-def row(image: str, model: str, assessment: Assessment, seconds: float | None) -> dict:
-    return {"image": image, "model": model, **assessment.scores(), "seconds": seconds}
+def row(image: str, model: str, assessment: Assessment, seconds: float | None, mpp: float | None = None,
+        scale: float = 1.0) -> dict:
+    """A scores.csv row; ``mpp`` is the image's pixel size (None: unknown) and ``scale`` the factor it
+    was resampled by to reach the model's (1: as is)."""
+    return {"image": image, "model": model, **assessment.scores(), "seconds": seconds, "mpp": mpp, "scale": scale}
 
 
 def rows_to_csv(rows: list[dict], columns: list[str] = COLUMNS) -> str:
@@ -80,5 +83,5 @@ def _cell(key: str, value) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.3f}" if key == "seconds" else f"{value:.4f}"
+        return f"{value:.3f}" if key in ("seconds", "scale") else f"{value:.4f}"
     return str(value)

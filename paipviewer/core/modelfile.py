@@ -35,7 +35,8 @@ DEFAULT_THRESHOLD = 0.5  # the study's: a pixel is nucleus where the probability
 MAX_CARD_BYTES = 1_000_000  # a card is a page of JSON; the largest shipped one is 2 kB
 CARD_TYPES = {"architecture": (str,), "filters": (int,), "depth": (int,), "params": (int,), "input_size": (int,),
               "equalize": (str,), "threshold": (int, float), "training": (dict,), "metrics": (dict,),
-              "created": (str,), "project_version": (str,), "files": (list,), "objects": (dict,)}
+              "created": (str,), "project_version": (str,), "files": (list,), "objects": (dict,),
+              "mpp": (int, float)}
 # A .keras is a zip of weights, barely compressible; a far higher ratio is a decompression bomb.
 MAX_MODEL_UNZIPPED = 8 * 2**30
 MAX_ZIP_RATIO = 20
@@ -57,6 +58,7 @@ class ModelCard:
     project_version: str = ""
     files: list = field(default_factory=list)  # the model's files beside the card: name.keras, name.onnx
     objects: dict = field(default_factory=dict)  # how nuclei are split (paipviewer.core.objects.ObjectSettings)
+    mpp: float | None = None  # microns per pixel of the training images; None: not recorded
     format: str = CARD_FORMAT
 
     @property
@@ -74,7 +76,7 @@ class ModelCard:
         if data.get("format") != CARD_FORMAT:
             raise ModelFileError(f"not a PAIP Viewer model card (format {data.get('format')!r})")
         known = {f for f in cls.__dataclass_fields__}
-        fields = {k: v for k, v in data.items() if k in known}
+        fields = {k: v for k, v in data.items() if k in known and not (k == "mpp" and v is None)}
         for name, kinds in CARD_TYPES.items():
             if name in fields and not (isinstance(fields[name], kinds) and not isinstance(fields[name], bool)):
                 wanted = " or ".join(k.__name__ for k in kinds)
@@ -84,6 +86,9 @@ class ModelCard:
             card.filters, card.depth, card.params = int(card.filters), int(card.depth), int(card.params)
             card.threshold = float(card.threshold)
             check_mode(card.equalize)
+            ObjectSettings.from_dict(card.objects)
+            if card.mpp is not None and not 0.05 <= float(card.mpp) <= 20:
+                raise ValueError(f"mpp {card.mpp} is not a microscope's pixel size (0.05 to 20 um)")
         except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: an integer past float's range
             raise ModelFileError(f"model card is invalid: {exc}") from None
         if not 0.0 < card.threshold < 1.0:
