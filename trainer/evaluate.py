@@ -39,7 +39,8 @@ import numpy as np
 from paipviewer.core.atomic import write_text_atomic
 from paipviewer.core.evidence import assess, row as image_row, rows_to_csv as image_rows_to_csv, truth_labels
 from paipviewer.core.imageio import read_image
-from paipviewer.core.inference import DEFAULT_OVERLAP, predict_image, predict_tiles
+from paipviewer.core.inference import DEFAULT_OVERLAP, predict_tiles
+from paipviewer.core.magnification import PixelSize, image_pixel_size, plan_scale, predict_at_scale
 from paipviewer.core.metrics import mean_score, pooled
 from paipviewer.core.objects import ObjectSettings
 from paipviewer.core.scoring import tile_confusions
@@ -107,7 +108,10 @@ def timed_57(path: Path, tiles: np.ndarray, runs: int) -> tuple[float, float]:
     return statistics.median(loads), statistics.median(predicts)
 
 
-def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=print) -> dict:
+def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=print,
+                   mpp: float | None = None) -> tuple[dict, list[dict]]:
+    """One model's results row and its per-image rows. Whole images run at the model's scale (see
+    :mod:`paipviewer.core.magnification`); ``mpp`` is the pixel size of images that do not say."""
     loaded = load_model(path, backend=backend_of(path))
     card, model = loaded.card, loaded.model
     # The test images as training saw its images: equalised whole, cut without overlap, not flipped.
@@ -123,12 +127,14 @@ def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=pri
     for s in test:
         image = read_image(s.image)
         t0 = time.perf_counter()
-        pred = predict_image(model, image, card.equalize, overlap=DEFAULT_OVERLAP, batch=8)
+        size = PixelSize(s.mpp, "sheet") if s.mpp else image_pixel_size(s.image, mpp)
+        scale = plan_scale(size, card.mpp)
+        pred = predict_at_scale(model, image, card.equalize, scale, overlap=DEFAULT_OVERLAP, batch=8)
         seconds = time.perf_counter() - t0
         a = assess(pred.probability, card.threshold, truth_labels(s.mask, image.shape[:2]), settings)
         per_image.append(a.pixels)
         objects.append(a.objects.scores)
-        image_rows.append(image_row(s.image.name, path.name, a, seconds))
+        image_rows.append(image_row(s.image.name, path.name, a, seconds, size.mpp, scale.factor))
     whole = pooled(per_image)
     epochs, seconds = training_totals(card.training)  # all runs, when a model was trained further
     row = {
@@ -171,7 +177,7 @@ def evaluate(models: list[Path], data: Path, out: Path, settings: PrepareSetting
     rows, image_rows, failed = [], [], {}
     for path, name in zip(models, model_names(models)):
         try:
-            row, per_image = evaluate_model(path, images, tiles, seed, runs, log)
+            row, per_image = evaluate_model(path, images, tiles, seed, runs, log, settings.mpp)
         except (ValueError, OSError) as exc:  # a damaged or foreign file: the other models are still scored
             failed[name] = _named(name, path, exc)
             log(f"{name}: not scored")
