@@ -22,12 +22,13 @@ import numpy as np
 from paipviewer.core.atomic import write_text_atomic
 from paipviewer.core.evidence import COLUMNS, Assessment, assess, row, rows_to_csv, truth_labels
 from paipviewer.core.geojson import feature_collection, to_text
-from paipviewer.core.imageio import ImageReadError, read_image, write_png_atomic
+from paipviewer.core.imageio import ImageReadError, read_image, read_labels, write_png_atomic
 from paipviewer.core.inference import DEFAULT_OVERLAP
 from paipviewer.core.magnification import image_pixel_size, plan_scale, plausible, predict_at_scale
 from paipviewer.core.modelfile import MODEL_SUFFIXES, LoadedModel, ModelFileError, load_model
 from paipviewer.core.objects import ObjectSettings
 from paipviewer.core.outputs import check_new_files, check_writable_folder
+from paipviewer.core.slides import Slide, SlideError, is_slide
 from paipviewer.core.stats import wilcoxon
 
 SCORES = "scores.csv"
@@ -97,10 +98,17 @@ def open_model(spec: str, models_dir: str | None, threshold: float | None) -> Sc
 
 
 def gather(paths: list[str]) -> tuple[list[tuple[Path, Path | None]], list[str]]:
-    """(image, mask) pairs of the given paths, and a message for each path that gives none."""
+    """(image or slide, mask) pairs of the given paths, and a message for each path that gives none."""
+    from paipviewer.core.datasets import find_mask
     from paipviewer.viewer.images import expand_paths
 
-    pairs, models, failures = expand_paths(paths)
+    slides = [Path(p) for p in paths if is_slide(p)]
+    for folder in (Path(p) for p in paths if Path(p).is_dir()):
+        slides += sorted(f for f in folder.iterdir() if is_slide(f))
+    pairs, models, failures = expand_paths([p for p in paths if not is_slide(p)])
+    if not pairs and slides:  # a folder of slides holds no flat images; that is no failure
+        failures = [f for f in failures if not (f.path.is_dir() and "no images found" in f.reason)]
+    pairs = [(s, find_mask(s)) for s in slides] + pairs
     problems = [f"{f.path}: {f.reason}" for f in failures]
     problems += [f"{m}: a model file; give models with --model or --compare" for m in models]
     seen, unique = set(), []
@@ -112,7 +120,10 @@ def gather(paths: list[str]) -> tuple[list[tuple[Path, Path | None]], list[str]]
 
 
 def output_paths(out: Path, model: str, image: Path) -> dict[str, Path]:
-    return {kind: out / kind / model / f"{image.stem}{suffix}" for kind, suffix in OUTPUTS.items()}
+    """Where one image's files go; a slide's labels are a pyramidal TIFF, too large for a PNG."""
+    slide = is_slide(image)
+    return {kind: out / kind / model / f"{image.stem}{'.tif' if slide and kind == 'masks' else suffix}"
+            for kind, suffix in OUTPUTS.items()}
 
 
 def write_outputs(out: Path, model: str, image_path: Path, image: np.ndarray, probability: np.ndarray,
@@ -155,6 +166,82 @@ def score_image(image_path: Path, mask_path: Path | None, models: list[ScoreMode
         if scale.resampled or (pixel_size.mpp and not rescale):
             log(f"{image_path.name}, {m.name}: {scale.text()}")
     return rows
+
+
+def score_slide_file(path: Path, truth_path: Path | None, models: list[ScoreModel], out: Path, log=print,
+                     mpp: float | None = None, rescale: bool = True) -> list[dict]:
+    """Rows of one whole slide for each model, its files written (see :mod:`paipviewer.core.slide_run`)."""
+    import resource
+
+    from paipviewer.core.slide_run import label_slide, nucleus_features, predict_slide, score_slide, write_label_pyramid
+
+    try:
+        slide = Slide(path)
+    except SlideError as exc:
+        raise ImageReadError(str(exc)) from None
+    with slide:
+        size = slide.pixel_size if slide.pixel_size.mpp else image_pixel_size(path, mpp)
+        width, height = slide.dimensions
+        truth = None
+        if truth_path is not None:
+            try:
+                truth = read_labels(truth_path, (height, width))
+            except ImageReadError as exc:
+                log(f"{path.name}: ground truth not used: {exc}")
+        rows = []
+        for m in models:
+            scale = plan_scale(size, m.loaded.card.mpp, rescale)
+            log(f"{path.name}, {m.name}: {width} x {height} px, {scale.text()}")
+            work = out / ".work" / m.name / path.stem
+            last = [0.0]
+
+            def progress(done, total, name=m.name):
+                if time.perf_counter() - last[0] > 10 or done == total:
+                    last[0] = time.perf_counter()
+                    log(f"{path.name}, {name}: block {done}/{total}")
+
+            t0 = time.perf_counter()
+            run = predict_slide(m.loaded.model, m.loaded.card.equalize, slide, scale, work, m.name, progress=progress)
+            labels, boxes = label_slide(run.probability, m.threshold, m.objects, work)
+            seconds = time.perf_counter() - t0
+            files = output_paths(out, m.name, path)
+            write_label_pyramid(labels, files["masks"], size.mpp)
+            write_text_atomic(files["geojson"], to_text(nucleus_features(labels, boxes, run.probability)))
+            write_png_atomic(files["overlays"], slide_overview(slide, run.probability, m.threshold, truth))
+            a = None
+            if truth is not None:
+                scored = score_slide(run.probability, labels, truth, m.threshold)
+                a = Assessment(m.threshold, np.zeros((0, 0), np.int32), scored.pixels, scored.objects)
+            r = row(path.name, m.name, a or Assessment(m.threshold, np.zeros((0, 0), np.int32), None, None),
+                    seconds, size.mpp, scale.factor)
+            r["nuclei_pred"] = len(boxes)
+            rows.append(r)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            log(f"{path.name}, {m.name}: {run.blocks_run} blocks run, {run.blocks_skipped} of glass skipped, "
+                f"{len(boxes):,} nuclei, {seconds:.0f} s; peak memory so far {peak:,.0f} MB")
+            del labels, run
+            for leftover in ("probability.npy", "labels.npy", "state.json"):
+                (work / leftover).unlink(missing_ok=True)
+        return rows
+
+
+def slide_overview(slide, probability, threshold: float, truth, max_side: int = 4096) -> np.ndarray:
+    """The slide at most ``max_side`` pixels a side, with the default layers over it."""
+    import math
+
+    import cv2
+
+    from paipviewer.viewer.layers import LayerState, overlay_image
+
+    thumb, down = slide.thumbnail(max_side)
+    size = (thumb.shape[1], thumb.shape[0])
+    step = max(1, int(down))
+    pred = cv2.resize(np.asarray(probability[::step, ::step]), size, interpolation=cv2.INTER_NEAREST)
+    pred = pred >= math.ceil(threshold * 255)
+    true = None
+    if truth is not None:
+        true = cv2.resize((truth[::step, ::step] > 0).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    return overlay_image(thumb, LayerState.default("annotated" if true is not None else "plain"), pred, true)
 
 
 def summary_lines(rows: list[dict], models: list[ScoreModel]) -> list[str]:
@@ -210,7 +297,8 @@ def run(args: argparse.Namespace, log=print) -> int:
     rows, failed = [], len(problems)
     for k, (image, mask) in enumerate(pairs, 1):
         try:
-            new = score_image(image, mask, models, out, log, args.mpp, not args.no_rescale)
+            score = score_slide_file if is_slide(image) else score_image
+            new = score(image, mask, models, out, log, args.mpp, not args.no_rescale)
         except ImageReadError as exc:
             log(f"not scored: {exc}")
             failed += 1

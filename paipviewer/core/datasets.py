@@ -27,7 +27,7 @@ from .imageio import IMAGE_SUFFIXES, is_image_path
 PAIP_IMAGES = "1. PAIP2023_Training"
 PAIP_MASK_DIRS = ("2. PAIP2023_Traning masks", "2. PAIP2023_Training masks")
 ORGANS = {"p": "pancreas", "c": "colon"}
-MASK_SUFFIXES = ("_mask", "_tumor", "_label", "_gt")
+MASK_SUFFIXES = ("_mask", "_tumor", "_label", "_gt", "_instances")
 
 
 @dataclass(frozen=True)

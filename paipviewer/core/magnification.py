@@ -148,7 +148,7 @@ def plan_scale(image: PixelSize, model_mpp: float | None, enabled: bool = True) 
 def resized(image: np.ndarray, factor: float) -> np.ndarray:
     h, w = image.shape[:2]
     size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR if factor > 1 else cv2.INTER_AREA)
+    return cv2.resize(image, size, interpolation=cv2.INTER_CUBIC if factor > 1 else cv2.INTER_AREA)
 
 
 def predict_at_scale(model, image: np.ndarray, equalize: str, scale: Scale, **kwargs):

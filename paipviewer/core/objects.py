@@ -236,44 +236,75 @@ def match_nuclei(truth: np.ndarray, pred: np.ndarray, iou: float = MATCH_IOU) ->
     pred = np.asarray(pred)
     if truth.shape != pred.shape:
         raise ValueError(f"prediction {pred.shape} and ground truth {truth.shape} differ in shape")
-    t = truth.ravel().astype(np.int64)
-    p = pred.ravel().astype(np.int64)
-    area_t = np.bincount(t, minlength=1)
-    area_p = np.bincount(p, minlength=1)
-    area_t[0] = area_p[0] = 0
-    true_ids = np.flatnonzero(area_t)
-    pred_ids = np.flatnonzero(area_p)
-    both = (t > 0) & (p > 0)
-    codes, inter = np.unique(t[both] * len(area_p) + p[both], return_counts=True)
-    ti, pi = codes // len(area_p), codes % len(area_p)
-    union = area_t[ti] + area_p[pi] - inter
-    ious = inter / union
+    counts = OverlapCounts()
+    counts.add(truth, pred)
+    return counts.match(iou)
 
-    true_matched = np.zeros(len(area_t), bool)
-    pred_matched = np.zeros(len(area_p), bool)
-    iou_sum = 0.0
-    for k in np.argsort(-ious, kind="stable"):
-        if ious[k] < iou:
-            break
-        if not true_matched[ti[k]] and not pred_matched[pi[k]]:
-            true_matched[ti[k]] = pred_matched[pi[k]] = True
-            iou_sum += float(ious[k])
 
-    # AJI: the best prediction of each true nucleus (by IoU, ties to the lower id), used or not.
-    best = np.lexsort((pi, -ious, ti))
-    first = np.ones(len(best), bool)
-    first[1:] = ti[best][1:] != ti[best][:-1]
-    best = best[first]
-    touched = np.zeros(len(area_t), bool)
-    touched[ti[best]] = True
-    taken = np.zeros(len(area_p), bool)
-    taken[pi[best]] = True
-    aji_inter = int(inter[best].sum())
-    aji_union = int(union[best].sum() + area_t[true_ids[~touched[true_ids]]].sum()
-                    + area_p[pred_ids[~taken[pred_ids]]].sum())
-    scores = ObjectScores(n_true=len(true_ids), n_pred=len(pred_ids), tp=int(true_matched.sum()),
-                          iou_sum=iou_sum, aji_inter=aji_inter, aji_union=aji_union)
-    return Matching(scores, true_matched, pred_matched)
+class OverlapCounts:
+    """Object areas and pairwise overlaps, summed block by block: a whole slide's nuclei are matched
+    without holding its label maps at once (a nucleus cut by a block edge adds up across blocks)."""
+
+    def __init__(self) -> None:
+        self.area_t = np.zeros(1, np.int64)
+        self.area_p = np.zeros(1, np.int64)
+        self.pairs: dict[tuple[int, int], int] = {}
+
+    def add(self, truth: np.ndarray, pred: np.ndarray) -> None:
+        t = np.asarray(truth).ravel().astype(np.int64)
+        p = np.asarray(pred).ravel().astype(np.int64)
+        self.area_t = _add_counts(self.area_t, np.bincount(t))
+        self.area_p = _add_counts(self.area_p, np.bincount(p))
+        both = (t > 0) & (p > 0)
+        if both.any():
+            width = int(p.max()) + 1
+            codes, inter = np.unique(t[both] * width + p[both], return_counts=True)
+            for a, b, n in zip((codes // width).tolist(), (codes % width).tolist(), inter.tolist()):
+                self.pairs[(a, b)] = self.pairs.get((a, b), 0) + n
+
+    def match(self, iou: float = MATCH_IOU) -> Matching:
+        area_t, area_p = self.area_t.copy(), self.area_p.copy()
+        area_t[0] = area_p[0] = 0
+        true_ids, pred_ids = np.flatnonzero(area_t), np.flatnonzero(area_p)
+        keys = np.array(list(self.pairs) or np.empty((0, 2)), np.int64).reshape(-1, 2)
+        ti, pi = keys[:, 0], keys[:, 1]
+        inter = np.array(list(self.pairs.values()), np.int64)
+        union = area_t[ti] + area_p[pi] - inter
+        ious = inter / np.maximum(union, 1)
+
+        true_matched = np.zeros(len(area_t), bool)
+        pred_matched = np.zeros(len(area_p), bool)
+        iou_sum = 0.0
+        for k in np.lexsort((pi, ti, -ious)):  # by falling IoU; ties in a fixed order
+            if ious[k] < iou:
+                break
+            if not true_matched[ti[k]] and not pred_matched[pi[k]]:
+                true_matched[ti[k]] = pred_matched[pi[k]] = True
+                iou_sum += float(ious[k])
+
+        # AJI: the best prediction of each true nucleus (by IoU, ties to the lower id), used or not.
+        best = np.lexsort((pi, -ious, ti))
+        first = np.ones(len(best), bool)
+        first[1:] = ti[best][1:] != ti[best][:-1]
+        best = best[first]
+        touched = np.zeros(len(area_t), bool)
+        touched[ti[best]] = True
+        taken = np.zeros(len(area_p), bool)
+        taken[pi[best]] = True
+        aji_inter = int(inter[best].sum())
+        aji_union = int(union[best].sum() + area_t[true_ids[~touched[true_ids]]].sum()
+                        + area_p[pred_ids[~taken[pred_ids]]].sum())
+        scores = ObjectScores(n_true=len(true_ids), n_pred=len(pred_ids), tp=int(true_matched.sum()),
+                              iou_sum=iou_sum, aji_inter=aji_inter, aji_union=aji_union)
+        return Matching(scores, true_matched, pred_matched)
+
+
+def _add_counts(total: np.ndarray, more: np.ndarray) -> np.ndarray:
+    if len(more) > len(total):
+        total, more = more.astype(np.int64), total
+    total = total.copy()
+    total[:len(more)] += more
+    return total
 
 
 # Codes of the object layer.
