@@ -22,7 +22,7 @@ import numpy as np
 from paipviewer.core.atomic import write_text_atomic
 from paipviewer.core.evidence import COLUMNS, Assessment, assess, row, rows_to_csv, truth_labels
 from paipviewer.core.geojson import feature_collection, to_text
-from paipviewer.core.imageio import ImageReadError, read_image, read_labels, write_png_atomic
+from paipviewer.core.imageio import ImageReadError, read_image, write_png_atomic
 from paipviewer.core.inference import DEFAULT_OVERLAP
 from paipviewer.core.magnification import image_pixel_size, plan_scale, plausible, predict_at_scale
 from paipviewer.core.modelfile import MODEL_SUFFIXES, LoadedModel, ModelFileError, load_model
@@ -185,7 +185,7 @@ def score_slide_file(path: Path, truth_path: Path | None, models: list[ScoreMode
         truth = None
         if truth_path is not None:
             try:
-                truth = read_labels(truth_path, (height, width))
+                truth = truth_labels(truth_path, (height, width))
             except ImageReadError as exc:
                 log(f"{path.name}: ground truth not used: {exc}")
         rows = []

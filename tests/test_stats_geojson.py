@@ -77,3 +77,27 @@ def test_feature_collection_is_qupath_detections():
     assert f["properties"]["measurements"]["Mean probability"] == pytest.approx(0.9)
     ring = f["geometry"]["coordinates"][0]
     assert sorted({tuple(p) for p in ring}) == [(3, 2), (3, 6), (9, 2), (9, 6)]  # the box's corners
+
+
+def test_geojson_read_back_gives_the_same_nuclei(monuseg, tmp_path):
+    """What QuPath would import from our export, drawn back: the same pixels, nucleus by nucleus; and
+    a drawn annotation with a hole, and junk features, read as a user would expect."""
+    from paipviewer.core.geojson import GeoJSONError, read_labels_geojson
+
+    labels = read_labels(sorted((monuseg / "test" / "masks_instance").glob("*.png"))[0])
+    fc = feature_collection(labels)
+    (tmp_path / "a.geojson").write_text(to_text(fc))
+    back = read_labels_geojson(tmp_path / "a.geojson", labels.shape)
+    ids = np.array([0] + [f["properties"]["label"] for f in fc["features"]])
+    assert np.array_equal(ids[back], labels)
+
+    ring = [[2, 2], [12, 2], [12, 12], [2, 12], [2, 2]]
+    hole = [[5, 5], [5, 8], [8, 8], [8, 5], [5, 5]]
+    drawn = [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring, hole]}, "properties": {}},
+             {"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 1]}, "properties": {}}]
+    (tmp_path / "b.geojson").write_text(json.dumps(drawn))  # QuPath's plain list of features
+    b = read_labels_geojson(tmp_path / "b.geojson", (15, 15))
+    assert b.sum() == 100 - 9 and b[6, 6] == 0 and b[2, 2] == 1
+    (tmp_path / "c.geojson").write_text('{"type": "FeatureCollection", "features": 3}')
+    with pytest.raises(GeoJSONError, match="c.geojson"):
+        read_labels_geojson(tmp_path / "c.geojson", (5, 5))

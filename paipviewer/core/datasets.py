@@ -152,7 +152,11 @@ def find_mask(image: str | Path) -> Path | None:
         found = _find_by_stem(folder.parent / "masks", image.stem)
         if found:
             return found
-    return _find_by_stem(folder, image.stem, MASK_SUFFIXES)
+    found = _find_by_stem(folder, image.stem, MASK_SUFFIXES)
+    if found is None:  # polygons drawn in QuPath, exported as GeoJSON beside the image
+        found = next((c for s in ("",) + MASK_SUFFIXES for c in (folder / f"{image.stem}{s}.geojson",)
+                      if c.is_file()), None)
+    return found
 
 
 INSTANCE_FOLDER = "masks_instance"

@@ -14,7 +14,7 @@ import numpy as np
 from pathlib import Path
 
 from .datasets import instance_map
-from .imageio import read_labels
+from .imageio import ImageReadError, read_labels
 from .metrics import Confusion, confusion
 from .objects import Matching, ObjectSettings, label_nuclei, match_nuclei
 
@@ -48,7 +48,15 @@ class Assessment:
 
 def truth_labels(mask: Path, shape: tuple[int, int]) -> np.ndarray:
     """Ground-truth nuclei of an image: its instance map where one lies beside the mask, else the mask's
-    own labels (an instance map as is, a binary mask by components). Raises ImageReadError."""
+    own labels (an instance map as is, a binary mask by components), or polygons drawn in QuPath
+    (.geojson). Raises ImageReadError."""
+    if Path(mask).suffix.lower() == ".geojson":
+        from .geojson import GeoJSONError, read_labels_geojson
+
+        try:
+            return read_labels_geojson(mask, shape)
+        except GeoJSONError as exc:
+            raise ImageReadError(str(exc)) from None
     return read_labels(instance_map(mask) or mask, shape)
 
 

@@ -112,3 +112,74 @@ def feature_collection(labels: np.ndarray, probability: np.ndarray | None = None
 
 def to_text(collection: dict) -> str:
     return json.dumps(collection, separators=(",", ":")) + "\n"
+
+
+MAX_GEOJSON_BYTES = 512 * 2**20
+
+
+class GeoJSONError(ValueError):
+    """A GeoJSON file that cannot be used as ground truth; the message says why."""
+
+
+def read_labels_geojson(path, shape: tuple[int, int]) -> np.ndarray:
+    """Ground truth drawn by hand (QuPath's export: a FeatureCollection, or a list of Features) as int32
+    labels of ``shape``: each Polygon or MultiPolygon feature one nucleus, numbered in file order,
+    holes cut out; a pixel belongs to a polygon when its centre lies inside, the rule :func:`polygons`
+    traces by, so labels written here and read back are the same pixels."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_GEOJSON_BYTES:
+            raise GeoJSONError(f"{path.name}: {path.stat().st_size / 2**20:.0f} MB is too large for a GeoJSON")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except GeoJSONError:
+        raise
+    except (OSError, ValueError, RecursionError) as exc:
+        raise GeoJSONError(f"{path.name}: not readable GeoJSON ({exc})") from None
+    features = data.get("features") if isinstance(data, dict) else data
+    if isinstance(data, dict) and data.get("type") == "Feature":
+        features = [data]
+    if not isinstance(features, list):
+        raise GeoJSONError(f"{path.name}: no features (expected a FeatureCollection or a list of Features)")
+    labels = np.zeros(shape, np.int32)
+    lab = 0
+    for feature in features:
+        geometry = feature.get("geometry") if isinstance(feature, dict) else None
+        if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+            continue
+        polys = geometry.get("coordinates") or []
+        if geometry["type"] == "Polygon":
+            polys = [polys]
+        lab += 1
+        try:
+            rings = [np.asarray(r, float)[:, :2] for poly in polys for r in poly]
+            _fill_even_odd(labels, rings, lab)
+        except (ValueError, TypeError, IndexError) as exc:
+            raise GeoJSONError(f"{path.name}: feature {lab} has malformed coordinates ({exc})") from None
+    return labels
+
+
+def _fill_even_odd(labels: np.ndarray, rings: list[np.ndarray], lab: int) -> None:
+    """Set to ``lab`` the still-empty pixels whose centre lies inside the rings (even-odd: holes cut out)."""
+    points = np.concatenate(rings)
+    if not len(points) or not np.isfinite(points).all():
+        raise ValueError("no finite coordinates")
+    h, w = labels.shape
+    y0, y1 = max(int(np.floor(points[:, 1].min())), 0), min(int(np.ceil(points[:, 1].max())), h)
+    x0, x1 = max(int(np.floor(points[:, 0].min())), 0), min(int(np.ceil(points[:, 0].max())), w)
+    if y0 >= y1 or x0 >= x1:
+        return
+    yc = np.arange(y0, y1) + 0.5
+    xc = np.arange(x0, x1) + 0.5
+    inside = np.zeros((y1 - y0, x1 - x0), bool)
+    for ring in rings:
+        a, b = ring, np.roll(ring, -1, axis=0)
+        crosses = (a[:, 1][None, :] > yc[:, None]) != (b[:, 1][None, :] > yc[:, None])  # rows x edges
+        with np.errstate(divide="ignore", invalid="ignore"):  # horizontal edges never cross a centre row
+            t = (yc[:, None] - a[:, 1][None, :]) / (b[:, 1] - a[:, 1])[None, :]
+            x_at = a[:, 0][None, :] + t * (b[:, 0] - a[:, 0])[None, :]
+        for r in np.flatnonzero(crosses.any(axis=1)):
+            inside[r] ^= (xc[None, :] < x_at[r, crosses[r]][:, None]).sum(axis=0) % 2 == 1
+    target = labels[y0:y1, x0:x1]
+    target[inside & (target == 0)] = lab
