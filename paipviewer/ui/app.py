@@ -6,12 +6,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from paipviewer import __version__
 from paipviewer.core.atomic import atomic_path
+from paipviewer.core.slides import is_slide
 from paipviewer.viewer.layers import LAYERS
 from paipviewer.viewer.paths import sample_dir, shipped_models_dir, user_models_dir
 
@@ -94,12 +95,41 @@ def run(args) -> int:
         QTimer.singleShot(0, _crash_on_purpose)
     apply_view_options(window, args)
     paths = args.paths or [str(sample_dir())]
+    slides = [p for p in paths if is_slide(p)]
+    paths = [p for p in paths if p not in slides]
     if snapshot is not None:
+        if not paths and slides:
+            print("paipviewer: --snapshot takes images; score slides with `paipviewer score`", file=sys.stderr)
+            return 2
         return _snapshot(app, window, paths, snapshot, args.snapshot_scale)
+    slide_windows = [open_slide_window(path, args.model, args.models_dir, window.scheduler.cache)
+                     for path in slides]  # each slide in its own window, as QuPath opens one image at a time
+    if slides and not paths:
+        return app.exec() if any(slide_windows) else 2
     window.show()
     # Open after the first paint, so the window shows before any file is read.
     QTimer.singleShot(0, lambda: window.open_paths(paths))
     return app.exec()
+
+
+def open_slide_window(path, model=None, models_dir=None, cache=None):
+    """A slide in its own window, shown; None (and the reason on stderr) if it cannot be opened."""
+    from paipviewer.core.slides import SlideError
+
+    from .slide_window import SlideWindow
+
+    try:
+        w = SlideWindow(Path(path), model=model, models_dirs=[models_dir] if models_dir else (), cache=cache)
+    except SlideError as exc:
+        print(f"paipviewer: {exc}", file=sys.stderr)
+        return None
+    w.setAttribute(Qt.WA_DeleteOnClose, False)
+    _SLIDE_WINDOWS.append(w)  # owned here: a window with no parent is collected when unreferenced
+    w.show()
+    return w
+
+
+_SLIDE_WINDOWS: list = []
 
 
 def _crash_on_purpose() -> None:

@@ -1,0 +1,272 @@
+"""A whole slide in its own window (as QuPath opens one image at a time): the streamed view, an
+overview with the field of view, the pixel size and the magnification the model runs at, and a
+model run on the field of view or the whole slide whose overlay appears block by block."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import qtawesome as qta
+from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QDoubleSpinBox, QFormLayout, QHBoxLayout,
+                               QLabel, QMainWindow, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+
+from paipviewer.core.datasets import find_mask
+from paipviewer.core.magnification import plan_scale
+from paipviewer.core.slides import Slide
+from paipviewer.viewer.catalog import ModelCatalog
+from paipviewer.viewer.jobs import ModelCache, message
+from paipviewer.viewer.layers import LayerState
+from paipviewer.viewer.paths import DEFAULT_MODEL_STEM, shipped_models_dir, user_models_dir
+from paipviewer.viewer.slide_job import SlideResult, read_truth, run_slide, work_folder
+
+from .slide_view import SlideView
+from .tasks import Task, WorkerPool
+
+OVERVIEW_SIDE = 240
+
+
+class _Blocks(QObject):
+    done = Signal(object)  # a finished block (x, y, w, h), from the worker thread
+
+
+class Overview(QLabel):
+    """The whole slide small, with the field of view drawn on it; a click centres the view there."""
+    clicked = Signal(float, float)  # level-0 x, y
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFixedSize(OVERVIEW_SIDE, OVERVIEW_SIDE)
+        self.setAlignment(Qt.AlignCenter)
+        self._pixels: QImage | None = None
+        self._scale = 1.0
+
+    def set_slide(self, pixels: np.ndarray, width: int, height: int) -> None:
+        h, w = pixels.shape[:2]
+        self._image = np.ascontiguousarray(pixels)
+        self._pixels = QImage(self._image.data, w, h, 3 * w, QImage.Format_RGB888)
+        self._scale = w / width
+
+    def show_view(self, x: float, y: float, w: float, h: float) -> None:
+        if self._pixels is None:
+            return
+        pixmap = QPixmap.fromImage(self._pixels)
+        painter = QPainter(pixmap)
+        painter.setPen(QPen(QColor(255, 60, 60), 2))
+        s = self._scale
+        painter.drawRect(QRectF(x * s, y * s, max(w * s, 2), max(h * s, 2)))
+        painter.end()
+        self.setPixmap(pixmap)
+
+    def mousePressEvent(self, event) -> None:
+        pixmap = self.pixmap()
+        if self._pixels is None or pixmap is None or pixmap.isNull():
+            return
+        ox = (self.width() - pixmap.width()) / 2
+        oy = (self.height() - pixmap.height()) / 2
+        p: QPointF = event.position()
+        self.clicked.emit((p.x() - ox) / self._scale, (p.y() - oy) / self._scale)
+
+
+class SlideWindow(QMainWindow):
+    finished = Signal(object)  # a SlideResult, or an exception
+
+    def __init__(self, path: Path, model: str | None = None, models_dirs=(), cache: ModelCache | None = None):
+        super().__init__()
+        self.path = Path(path)
+        self.setWindowTitle(f"{self.path.name} - PAIP Viewer")
+        self.slide = Slide(self.path)
+        self.cache = cache or ModelCache()
+        self.pool = WorkerPool(1)
+        self.task: Task | None = None
+        self.result: SlideResult | None = None
+        self.truth = None
+        self.truth_path = find_mask(self.path)
+        self._blocks = _Blocks()
+        self._blocks.done.connect(self._block_done)
+
+        self.catalog = ModelCatalog()
+        for folder in (*map(Path, models_dirs), user_models_dir(), shipped_models_dir()):
+            self.catalog.scan(folder)
+        self.view = SlideView()
+        self.setCentralWidget(self.view)
+        self._build_panel(model)
+        self.view.set_slide(self.slide, self.path.name)
+        self.overview.set_slide(self.view.overview_pixels(OVERVIEW_SIDE), *self.slide.dimensions)
+        self.view.viewport_changed.connect(self.overview.show_view)
+        self.overview.clicked.connect(self._centre_on)
+        self.resize(1280, 800)
+        if self.truth_path is not None:
+            self._start(Task(self._load_truth), self._truth_loaded)
+        self._describe()
+
+    # ------------------------------------------------------------------ layout
+    def _build_panel(self, model: str | None) -> None:
+        panel = QWidget()
+        layout = QVBoxLayout(panel)
+        self.overview = Overview()
+        layout.addWidget(self.overview, alignment=Qt.AlignHCenter)
+        form = QFormLayout()
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        form.addRow(self.info)
+        self.model_box = QComboBox()
+        for info in self.catalog.usable():
+            self.model_box.addItem(info.label, info.key)
+        wanted = model or DEFAULT_MODEL_STEM
+        index = next((i for i in range(self.model_box.count())
+                      if Path(self.model_box.itemData(i)).stem == wanted or self.model_box.itemData(i) == wanted), 0)
+        self.model_box.setCurrentIndex(index)
+        self.model_box.currentIndexChanged.connect(lambda *_: self._describe())
+        form.addRow("Model", self.model_box)
+        self.threshold = QDoubleSpinBox(minimum=0.01, maximum=0.99, singleStep=0.05, decimals=2)
+        card = self._card()
+        self.threshold.setValue(card.threshold if card else 0.5)
+        self.threshold.valueChanged.connect(self._threshold_changed)
+        form.addRow("Threshold", self.threshold)
+        self.rescale = QCheckBox("Match the model's magnification")
+        self.rescale.setChecked(True)
+        self.rescale.setToolTip("Resample the slide to the pixel size the model was trained at (recommended)")
+        self.rescale.toggled.connect(lambda *_: self._describe())
+        form.addRow(self.rescale)
+        layout.addLayout(form)
+        buttons = QHBoxLayout()
+        self.run_view = QPushButton(qta.icon("mdi6.crop-free"), "Run on view")
+        self.run_all = QPushButton(qta.icon("mdi6.play"), "Run on slide")
+        self.stop = QPushButton(qta.icon("mdi6.stop"), "Stop")
+        self.stop.setEnabled(False)
+        for b in (self.run_view, self.run_all, self.stop):
+            buttons.addWidget(b)
+        self.run_view.clicked.connect(lambda: self.run(self.view.view_rect()))
+        self.run_all.clicked.connect(lambda: self.run(None))
+        self.stop.clicked.connect(self.cancel)
+        layout.addLayout(buttons)
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        layout.addWidget(self.progress)
+        self.scores = QLabel()
+        self.scores.setWordWrap(True)
+        self.scores.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        layout.addWidget(self.scores)
+        layout.addStretch(1)
+        dock = QDockWidget("Slide", self)
+        dock.setObjectName("slide")
+        dock.setWidget(panel)
+        dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
+        self.addDockWidget(Qt.RightDockWidgetArea, dock)
+
+    def _card(self):
+        info = self.catalog.find(self.model_box.currentData())
+        return info.card if info else None
+
+    def _describe(self) -> None:
+        s, card = self.slide, self._card()
+        w, h = s.dimensions
+        lines = [f"<b>{self.path.name}</b>", f"{w:,} x {h:,} px, {len(s.level_dimensions)} levels"
+                 + (f", {s.objective}x" if s.objective else ""),
+                 f"Pixel size: {s.pixel_size.text()}"]
+        if card is not None:
+            lines.append("Model: " + plan_scale(s.pixel_size, card.mpp, self.rescale.isChecked()).text())
+        lines.append(f"Ground truth: {self.truth_path.name}" if self.truth_path else "No ground truth")
+        self.info.setText("<br>".join(lines))
+
+    def _centre_on(self, x: float, y: float) -> None:
+        (x0, x1), (y0, y1) = self.view.viewbox.viewRange()
+        hw, hh = (x1 - x0) / 2, (y1 - y0) / 2
+        self.view.viewbox.setRange(xRange=(x - hw, x + hw), yRange=(y - hh, y + hh), padding=0)
+
+    # ------------------------------------------------------------------ work
+    def _start(self, task: Task, on_result) -> None:
+        task.signals.result.connect(on_result)
+        task.signals.error.connect(self._failed)
+        self.pool.start(task)
+
+    def _load_truth(self, *, progress, cancelled):
+        return read_truth(self.truth_path, self.slide)
+
+    def _truth_loaded(self, truth) -> None:
+        self.truth = truth
+        self._layers_changed()
+
+    def run(self, region) -> None:
+        """Run the chosen model over ``region`` (x, y, w, h level-0 pixels) or the whole slide (None)."""
+        key = self.model_box.currentData()
+        if not key or self.task is not None:
+            return
+        self.result = None
+        self.view.set_overlay_source(None, None, self.threshold.value())
+        self._probability_file = work_folder(self.path, key) / "probability.npy"
+        self.task = Task(run_slide, self.cache, key, self.path, self.truth, region, self.threshold.value(),
+                         self.rescale.isChecked(), on_block=self._blocks.done.emit)
+        self.task.signals.progress.connect(self._progress)
+        self.task.signals.cancelled.connect(self._ended)
+        self.task.signals.finished.connect(self._ended)
+        self._start(self.task, self._done)
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.stop.setEnabled(True)
+        self.run_view.setEnabled(False)
+        self.run_all.setEnabled(False)
+        self.scores.setText("Running…")
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            self.scores.setText("Stopped. Run again to go on where it stopped.")
+
+    def _progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+
+    def _block_done(self, block) -> None:
+        if self.view.probability is None and self._probability_file.exists():
+            self.view.set_overlay_source(np.load(self._probability_file, mmap_mode="r"), self.truth,
+                                         self.threshold.value(), self._layers())
+        self.view.redraw_overlays(block)
+
+    def _done(self, result: SlideResult) -> None:
+        self.result = result
+        self.view.set_overlay_source(result.prediction.probability, self.truth, self.threshold.value(),
+                                     self._layers())
+        lines = [f"{result.nuclei:,} nuclei ({result.model}, threshold {result.threshold:g}), "
+                 f"{result.seconds:.0f} s; {result.prediction.blocks_run} blocks run, "
+                 f"{result.prediction.resumed} resumed"]
+        if result.pixels is not None:
+            o = result.objects.scores
+            lines.append(f"Dice {result.pixels.dice:.3f}, Jaccard {result.pixels.jaccard:.3f}, "
+                         f"AJI {o.aji:.3f}, detection F1 {o.f1:.3f}, PQ {o.pq:.3f}; {o.n_true:,} true nuclei")
+        elif result.region is not None:
+            lines.append("Scores against the ground truth need the whole slide (Run on slide).")
+        self.scores.setText("\n".join(lines))
+        self.finished.emit(result)
+
+    def _ended(self) -> None:
+        self.task = None
+        self.progress.setVisible(False)
+        self.stop.setEnabled(False)
+        self.run_view.setEnabled(True)
+        self.run_all.setEnabled(True)
+
+    def _failed(self, exc) -> None:
+        self.scores.setText(f"Failed: {message(exc)}")
+        self.finished.emit(exc)
+
+    def _layers(self) -> LayerState:
+        return LayerState.default("annotated" if self.truth is not None else "plain")
+
+    def _layers_changed(self) -> None:
+        if self.view.probability is not None:
+            self.view.set_overlay_source(self.view.probability, self.truth, self.threshold.value(), self._layers())
+
+    def _threshold_changed(self, value: float) -> None:
+        if self.view.probability is not None:
+            self.view.set_overlay_source(self.view.probability, self.truth, value, self._layers())
+
+    def closeEvent(self, event) -> None:
+        self.cancel()
+        self.pool.wait(5.0)
+        self.view.shutdown()
+        self.pool.shutdown()
+        self.slide.close()
+        super().closeEvent(event)

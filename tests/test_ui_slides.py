@@ -1,0 +1,52 @@
+"""The slide window: the pyramid streamed at the zoom's level, the scale bar, the overview, and a run on
+the field of view whose overlay lands block by block; scores after a whole-slide run."""
+from __future__ import annotations
+
+import pytest
+
+from paipviewer.ui.slide_window import SlideWindow
+
+
+@pytest.fixture()
+def window(qtbot, cache):
+    from conftest import _data
+
+    w = SlideWindow(_data("slides") / "mosaic_20x.svs", model="elunet_8_5", cache=cache)
+    qtbot.addWidget(w)
+    w.resize(1366, 768)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()
+
+
+def test_streams_the_level_that_fits_and_shows_microns(window, qtbot):
+    view = window.view
+    qtbot.waitUntil(lambda: bool(view.items), timeout=5000)
+    assert {k.level for k in view.items} == {max(k.level for k in view.items)}  # whole slide: a coarse level
+    assert view.scale_bar.isVisible() and view.scale_bar.label.endswith(("µm", "mm"))
+    whole_bar = view.scale_bar.label
+    view.viewbox.setRange(xRange=(1000, 1400), yRange=(1000, 1300), padding=0)
+    qtbot.waitUntil(lambda: any(k.level == 0 for k in view.items), timeout=5000)
+    assert all(k.level == 0 for k in view.items) and view.scale_bar.label != whole_bar
+    assert view.cache.bytes <= view.cache.max_bytes
+    assert "0.5 um/px (slide)" in window.info.text() and "resampled x2" in window.info.text()
+
+
+def test_a_run_on_the_view_overlays_it_block_by_block(window, qtbot):
+    view = window.view
+    view.viewbox.setRange(xRange=(600, 1100), yRange=(600, 1000), padding=0)
+    qtbot.waitUntil(lambda: any(k.level == 0 for k in view.items), timeout=5000)
+    blocks = []
+    window._blocks.done.connect(blocks.append)
+    with qtbot.waitSignal(window.finished, timeout=60000) as done:
+        window.run(view.view_rect())
+    result = done.args[0]
+    assert not isinstance(result, Exception), result
+    assert blocks and result.nuclei > 20 and result.region is not None
+    assert result.scale.factor == 2.0
+    assert view.overlay_items and all(i.image is not None for i in view.overlay_items.values())
+    x, y, w, h = view.view_rect()
+    inside = result.prediction.probability[y:y + h, x:x + w]
+    assert inside.max() > 200  # nuclei were found where the user looked
+    assert "Scores against the ground truth need the whole slide" in window.scores.text()
