@@ -5,6 +5,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
 
+from .scale_bar import MicronScaleBar
+
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 MIN_RANGE_PX = 16
@@ -31,6 +33,8 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.message = pg.TextItem("", color="#ffcc66", anchor=(0.5, 0.5), fill=(0, 0, 0, 170))
         self.message.setZValue(3)
         self.viewbox.addItem(self.message)
+        self.scale_bar = MicronScaleBar()
+        self.scale_bar.setParentItem(self.viewbox)
         self.image_shape: tuple[int, int] | None = None
         self._linked: ImageView | None = None
         self._following = False
@@ -40,6 +44,10 @@ class ImageView(pg.GraphicsLayoutWidget):
 
     def set_title(self, text: str) -> None:
         self.title.setText(text)
+
+    def set_mpp(self, mpp: float | None) -> None:
+        """The image's microns per pixel, for the scale bar (None: unknown, no bar)."""
+        self.scale_bar.set_mpp(mpp)
 
     def set_image(self, image: np.ndarray | None) -> None:
         """Show a new RGB image (or nothing); the overlays are cleared since they belonged to the last one."""
