@@ -18,6 +18,11 @@ if "$work/venv/bin/python" -c "import tensorflow" 2>/dev/null; then
 fi
 QT_QPA_PLATFORM=offscreen "$work/venv/bin/paipviewer" --snapshot "$work/samples.png"
 test -s "$work/samples.png"
+# The command line scores a shipped sample and reads a slide library from the wheel (openslide-bin).
+samples="$("$work/venv/bin/python" -c 'from paipviewer.viewer.paths import sample_dir; print(sample_dir())')"
+"$work/venv/bin/paipviewer" score "$samples" --model elunet_8_5 --out "$work/scores" > /dev/null
+test "$(wc -l < "$work/scores/scores.csv")" -ge 17
+"$work/venv/bin/python" -c "import openslide; print('openslide', openslide.__library_version__)"
 "$work/venv/bin/python" -m pip install --quiet -c "$repo/constraints.txt" "$wheel[train]"
 "$work/venv/bin/paip-train" --version
 "$work/venv/bin/paip-train" params > "$work/params.csv"
