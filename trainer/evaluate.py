@@ -38,7 +38,7 @@ import numpy as np
 
 from paipviewer.core.atomic import write_text_atomic
 from paipviewer.core.evidence import assess, row as image_row, rows_to_csv as image_rows_to_csv, truth_labels
-from paipviewer.core.imageio import read_image
+from paipviewer.core.imageio import ImageReadError, read_image
 from paipviewer.core.inference import DEFAULT_OVERLAP, predict_tiles
 from paipviewer.core.magnification import PixelSize, image_pixel_size, plan_scale, predict_at_scale
 from paipviewer.core.metrics import mean_score, pooled
@@ -178,6 +178,8 @@ def evaluate(models: list[Path], data: Path, out: Path, settings: PrepareSetting
     for path, name in zip(models, model_names(models)):
         try:
             row, per_image = evaluate_model(path, images, tiles, seed, runs, log, settings.mpp)
+        except ImageReadError:  # the data's fault, not the model's: every model would fail on it
+            raise
         except (ValueError, OSError) as exc:  # a damaged or foreign file: the other models are still scored
             failed[name] = _named(name, path, exc)
             log(f"{name}: not scored")

@@ -33,6 +33,15 @@ class OnnxModel:
         return self.session.run([self._output.name], {self._input.name: np.ascontiguousarray(x, np.float32)})[0]
 
 
+def runtime_reason(exc: BaseException, limit: int = 300) -> str:
+    """A runtime's error in one line for the user: its first line that says something. OpenVINO opens
+    with where in its C++ sources the exception passed ("Exception from src/inference/src/cpp/core.cpp:84:"),
+    which tells a user nothing; the reason follows on a later line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    told = [line for line in lines if not line.startswith("Exception from src/")]
+    return ((told or lines or [type(exc).__name__])[0])[:limit]
+
+
 def onnx_threads() -> int:
     """Intra-op threads: the cores this process may use (a container may allow fewer than exist)."""
     try:
@@ -54,8 +63,7 @@ def load_onnx(path: Path) -> OnnxModel:
     try:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own types for damaged or foreign files
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelFileError(f"{path.name}: cannot load the ONNX model ({message[:300]})") from None
+        raise ModelFileError(f"{path.name}: cannot load the ONNX model ({runtime_reason(exc)})") from None
     if len(session.get_inputs()) != 1 or len(session.get_outputs()) != 1:
         raise ModelFileError(f"{path.name}: expected one input and one output")
     return OnnxModel(session)
@@ -113,8 +121,7 @@ def load_openvino(path: Path) -> OpenVinoModel:
     try:
         return OpenVinoModel(openvino.Core(), path, openvino_precision() or "f32")
     except Exception as exc:  # OpenVINO raises RuntimeError for damaged or foreign files
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelFileError(f"{path.name}: cannot load the ONNX model ({message[:300]})") from None
+        raise ModelFileError(f"{path.name}: cannot load the ONNX model ({runtime_reason(exc)})") from None
 
 
 def load_keras(path: Path):

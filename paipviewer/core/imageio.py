@@ -12,6 +12,7 @@ memory.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -115,12 +116,22 @@ def _bigtiff_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
 def _decode(path: str | os.PathLike, flags: int) -> np.ndarray:
     path = Path(path)
     try:
-        if not path.is_file():
-            raise ImageReadError(f"{path.name}: no such file")
-        nbytes = path.stat().st_size
+        try:
+            info = path.stat()
+        except FileNotFoundError:  # also a symbolic link to nowhere
+            raise ImageReadError(f"{path.name}: no such file") from None
+        if not stat.S_ISREG(info.st_mode):  # a folder, a FIFO (reading one would wait forever), a device
+            raise ImageReadError(f"{path.name}: not a regular file ({_file_kind(info.st_mode)})")
+        nbytes = info.st_size
         if nbytes == 0:
             raise ImageReadError(f"{path.name}: the file is empty")
         if nbytes > MAX_FILE_BYTES:

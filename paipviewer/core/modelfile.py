@@ -275,11 +275,12 @@ def probe_contract(model, name: str, tile: int) -> None:
     the tiling with a broadcast error."""
     import numpy as np
 
+    from .backends import runtime_reason
+
     try:
         out = np.asarray(model.predict_on_batch(np.zeros((1, tile, tile, 3), np.float32)))
     except Exception as exc:  # any runtime's error on a plain tile is the model's
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelFileError(f"{name}: fails on a blank {tile} x {tile} tile ({message[:200]})") from None
+        raise ModelFileError(f"{name}: fails on a blank {tile} x {tile} tile ({runtime_reason(exc, 200)})") from None
     if out.shape != (1, tile, tile, 1):
         raise ModelFileError(f"{name}: a {tile} x {tile} tile gives an output of shape {tuple(out.shape[1:])}; "
                              f"the tiling needs ({tile}, {tile}, 1)")
