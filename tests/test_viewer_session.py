@@ -23,6 +23,7 @@ from paipviewer.viewer import describe
 from paipviewer.viewer import events as ev
 from paipviewer.viewer.catalog import ModelCatalog
 from paipviewer.viewer.images import Result, expand_paths, load_pixels
+from paipviewer.viewer import jobs
 from paipviewer.viewer.jobs import ImageLoaded, ModelRan, Scored
 from paipviewer.viewer.plan import Job, wanted
 from paipviewer.viewer.session import Session
@@ -124,6 +125,16 @@ def session(tmp_path):
     return s
 
 
+def settle_objects(s):
+    """Run the nucleus assessments the state asks for, as the task layer would, until none is wanted."""
+    while wanting := [j for j in wanted(s) if j.kind == "objects"]:
+        for j in wanting:
+            e = s.find(j.image_key)
+            s.apply(jobs.assess_objects(e.key, j.model_key, e.results[j.model_key], e.truth_labels, j.threshold,
+                                        s.object_settings(j.model_key), progress=lambda *_: None,
+                                        cancelled=lambda: False))
+
+
 def test_scores_follow_the_threshold_and_summary_is_mean_per_tile(session):
     e = session.entries[0]
     assert session.threshold(session.m) == 0.35  # the card's
@@ -187,7 +198,11 @@ def test_what_runs_next(session):
     prob = np.zeros((256, 256), np.float32)
     s.apply(ModelRan(fourth.key, s.m, Result(Prediction(prob), levels_of(prob))))
     s.apply(ModelRan(fourth.key, s.n, Result(Prediction(prob), levels_of(prob))))
-    assert wanted(s) == []  # everything is scored
+    # then each model's nuclei on it at its threshold, before any background work
+    assert wanted(s) == [Job("objects", "objects", fourth.key, s.m, 0.35),
+                         Job("objects_compare", "objects", fourth.key, s.n, 0.5)]
+    settle_objects(s)
+    assert wanted(s) == []  # everything is scored, and its nuclei known
     s.entries[0].results.clear()
     assert wanted(s) == [Job("background", "score", s.entries[0].key, s.m)]
     s.stop()  # Esc: nothing runs, not even in the background, until the user asks again
@@ -252,10 +267,14 @@ def test_images_without_ground_truth_show_nuclei_and_area(session, tmp_path):
     truth = read_mask(SAMPLES / "masks" / plain.name)  # only to make a realistic map
     prob = np.where(truth, 0.9, 0.1).astype(np.float32)
     s.apply(ModelRan(plain.key, s.m, Result(Prediction(prob), levels_of(prob))))
-    column = describe.metric_column(s, plain, s.m)
     mask = prob >= s.threshold(s.m)
+    assert describe.metric_column(s, plain, s.m)["nuclei"] == "…"  # counted off the UI thread
+    assert "% of area" in describe.view_title(s, plain, s.m, False)  # until then, the area
+    settle_objects(s)
+    column = describe.metric_column(s, plain, s.m)
     from paipviewer.core.objects import count_nuclei
     assert column["jaccard"] == describe.NO_TRUTH and column["nuclei"] == f"{count_nuclei(mask):,}"
+    assert not column.get("aji") and not column.get("pq")  # blank without ground truth
     assert column["area"].endswith(f"({int(mask.sum()):,} px)")
     assert f"{count_nuclei(mask):,} nuclei" in describe.view_title(s, plain, s.m, False)
     assert "% of area" in describe.row_lines(s, plain)[1]

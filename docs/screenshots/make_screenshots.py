@@ -5,8 +5,9 @@ Usage (from the repository root):
     xvfb-run -a -s "-screen 0 1366x768x24" .venv/bin/python docs/screenshots/make_screenshots.py [OUT_DIR]
 
 The window takes the whole screen, so the screen size is the laptop being judged (1366x768 for the
-README; run again with 1920x1080 to check a desktop). Each state is written as OUT_DIR/NAME.png
-(default: beside this script).
+README; run again with 1920x1080 to check a desktop, into docs/screenshots/1920x1080). Each state is
+written as OUT_DIR/NAME.png (default: beside this script); the Results dock and each plot are also
+written on their own (results_dock.png, plot_*_dock.png) to judge their text at the screen's size.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def main() -> None:
     from paipviewer.ui.app import build_window
     from paipviewer.ui.settings import Settings
     from paipviewer.viewer.paths import sample_dir
+    from paipviewer.viewer.plan import wanted
 
     def pump(cond, timeout=600):
         start = time.time()
@@ -46,10 +48,13 @@ def main() -> None:
             app.processEvents()
             time.sleep(0.01)
 
-    def shot(name):
+    def shot(name, widget=None):
         pump(lambda: True)
-        w.grab().save(str(out / f"{name}.png"))
+        (widget or w).grab().save(str(out / f"{name}.png"))
         print("wrote", out / f"{name}.png", flush=True)
+
+    def settled():
+        return not w.scheduler.running and not [j for j in wanted(w.session) if j.kind != "probe"]
 
     tmp = Path(tempfile.mkdtemp())
     w = build_window([], model="elunet_8_5", settings=Settings(str(tmp / "settings.ini")))
@@ -77,7 +82,27 @@ def main() -> None:
     w.actions["toggle_disagree"].trigger()
     shot("disagreement")
     w.actions["toggle_disagree"].trigger()
+
+    w.actions["toggle_objects"].trigger()  # nuclei as objects instead of pixels
+    pump(lambda: w.is_idle())
+    shot("objects")
+    w.actions["toggle_objects"].trigger()
     w.actions["toggle_errors"].trigger()
+
+    pump(lambda: settled() and all(unet in e.results for e in s.entries))  # every tile, both models
+    w.refresh_tables()
+    w.docks["results"].raise_()
+    shot("results")
+    shot("results_dock", w.docks["results"])
+    w.docks["plots"].raise_()
+    for index, name in enumerate(w.plots_panel.plots):
+        w.plots_panel.tabs.setCurrentIndex(index)
+        w.refresh_tables()
+        if name == "threshold":  # the whole window once, with the plots where they live
+            shot(f"plot_{name}")
+        shot(f"plot_{name}_dock", w.docks["plots"])
+    w.plots_panel.tabs.setCurrentIndex(0)
+    w.docks["metrics"].raise_()
     w.model_panel.select("", compare=True)
 
     plain = tmp / "my_images"

@@ -11,7 +11,9 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGridLayout, QHBoxLayout,
 from paipviewer.viewer.layers import LEGEND_TEXT, PALETTE, LayerState, probability_colours
 
 LAYER_TEXT = {"errors": "TP / FP / FN", "prediction": "Prediction", "truth": "Ground truth",
-              "probability": "Probability map", "disagree": "Disagreement"}
+              "probability": "Probability map", "disagree": "Disagreement", "objects": "Nuclei as objects"}
+LAYER_TIPS = {"objects": "Each nucleus the model found, matched with the true ones (IoU ≥ 0.5): matched, false "
+                         "and missed nuclei, nucleus by nucleus (touching ones kept apart)"}
 KIND_TEXT = {"annotated": "Layers for images with ground truth", "plain": "Layers for images without ground truth"}
 
 
@@ -46,6 +48,7 @@ class LayersPanel(QWidget):
         switches = QGridLayout()  # two columns: the panel must fit a 768-pixel-high screen with the others
         for i, (name, text) in enumerate({**LAYER_TEXT, "outline": "Outline, not fill"}.items()):
             box = QCheckBox(text)
+            box.setToolTip(LAYER_TIPS.get(name, ""))
             box.toggled.connect(lambda on, n=name: self.layer_toggled.emit(n, on))
             self.boxes[name] = box
             switches.addWidget(box, i // 2, i % 2)

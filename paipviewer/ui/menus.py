@@ -12,7 +12,7 @@ ICONS = {"open_files": "mdi6.file-image-outline", "open_folder": "mdi6.folder-op
          "run_again": "mdi6.play-circle-outline", "problems": "mdi6.alert-circle-outline",
          "shortcuts": "mdi6.keyboard-outline"}
 VIEW_MENU = ("next_image", "previous_image", "fit", "zoom_100", "toggle_errors", "toggle_prediction", "toggle_truth",
-             "toggle_probability", "toggle_disagree", "toggle_outline")
+             "toggle_probability", "toggle_disagree", "toggle_objects", "toggle_outline")
 RUN_MENU = ("cancel", "run_again")
 TOOLBAR = ("open_files", "open_folder", "previous_image", "next_image", "fit", "zoom_100", "cancel", "run_again")
 
@@ -24,7 +24,7 @@ def build_menus(window) -> dict[str, QAction]:
         "open_files": window.open_files_dialog, "open_folder": window.open_folder_dialog,
         "next_image": lambda: window.step(1), "previous_image": lambda: window.step(-1),
         **{f"toggle_{name}": (lambda *_, n=name: layers.toggle(n))
-           for name in ("errors", "prediction", "truth", "probability", "disagree", "outline")},
+           for name in ("errors", "prediction", "truth", "probability", "disagree", "objects", "outline")},
         "fit": window.fit, "zoom_100": window.zoom_100, "cancel": window.cancel, "run_again": window.run_again,
         "problems": lambda: (window.docks["problems"].show(), window.docks["problems"].raise_()),
         "shortcuts": window.show_shortcuts,
@@ -47,6 +47,18 @@ def build_menus(window) -> dict[str, QAction]:
     quit_action.setShortcut(QKeySequence.Quit)
     quit_action.triggered.connect(window.close)
 
+    export = QAction(qta.icon("mdi6.content-save-all-outline"), "Export results…", window)
+    export.setToolTip("Write scores.csv, nucleus labels, overlays and GeoJSON of every scored image, as "
+                      "'paipviewer score' does")
+    export.triggered.connect(window.export_results_dialog)
+    score_all = QAction(qta.icon("mdi6.playlist-play"), "Score all", window)
+    score_all.setToolTip("Score every open image with both models in the background (Stop stops it)")
+    score_all.triggered.connect(window.score_all)
+    score_folder = QAction(qta.icon("mdi6.folder-play-outline"), "Score folder…", window)
+    score_folder.setToolTip("Open a folder of images and score all of them")
+    score_folder.triggered.connect(window.score_folder_dialog)
+    actions.update(export_results=export, score_all=score_all, score_folder=score_folder)
+
     close_all = QAction("Close all images", window)
     close_all.triggered.connect(window.close_all)
     about = QAction("About PAIP Viewer", window)
@@ -61,6 +73,8 @@ def build_menus(window) -> dict[str, QAction]:
     for a in (pick_truth, add_model):
         file_menu.addAction(a)
     file_menu.addSeparator()
+    file_menu.addAction(export)
+    file_menu.addSeparator()
     file_menu.addAction(close_all)
     file_menu.addAction(quit_action)
     view_menu = menu.addMenu("&View")
@@ -72,6 +86,9 @@ def build_menus(window) -> dict[str, QAction]:
         panels.addAction(dock.toggleViewAction())
     panels.addAction(actions["problems"])
     run_menu = menu.addMenu("&Run")
+    for a in (score_all, score_folder):
+        run_menu.addAction(a)
+    run_menu.addSeparator()
     for name in RUN_MENU:
         run_menu.addAction(actions[name])
     help_menu = menu.addMenu("&Help")
@@ -82,6 +99,7 @@ def build_menus(window) -> dict[str, QAction]:
     tools.setObjectName("main_toolbar")
     for name in TOOLBAR:
         tools.addAction(actions[name])
+    tools.addAction(score_all)
     tools.addAction(add_model)
     tools.addSeparator()
     tools.addWidget(window.model_panel)

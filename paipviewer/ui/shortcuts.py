@@ -23,6 +23,7 @@ SHORTCUTS = (
     Shortcut("toggle_truth", "3", "Show/hide ground truth"),
     Shortcut("toggle_probability", "4", "Show/hide probability map"),
     Shortcut("toggle_disagree", "5", "Show/hide where the two models disagree"),
+    Shortcut("toggle_objects", "6", "Show/hide nuclei as objects: matched, false and missed"),
     Shortcut("toggle_outline", "O", "Outline or fill the masks"),
     Shortcut("fit", "F", "Zoom to fit"),
     Shortcut("zoom_100", "Ctrl+1", "Zoom to 100% (one image pixel per screen pixel)"),

@@ -21,7 +21,7 @@ def panel_pixels(session: Session, model: str, other: str, opacity: float) -> np
     result = entry.results.get(model)
     return overlay_image(entry.image, session.layers(entry), session.mask(entry, model), entry.truth,
                          session.mask(entry, other) if other else None,
-                         result.levels if result is not None else None, opacity)
+                         result.levels if result is not None else None, opacity, session.object_codes(entry, model))
 
 
 def _qimage(rgb: np.ndarray) -> QImage:
@@ -50,7 +50,8 @@ def render_figure(session: Session, opacity: float, scale: float = 1.0) -> QImag
     metrics = QFontMetrics(font)
     line = int(font.pixelSize() * 1.5)
     layers = session.layers(entry)
-    has = {"pred": session.model_key in entry.results, "truth": entry.truth is not None, "other": side_by_side}
+    has = {"pred": session.model_key in entry.results, "truth": entry.truth is not None, "other": side_by_side,
+           "objects": session.object_codes(entry, session.model_key) is not None}
     keys = legend(layers, has)
     probability = layers.probability and has["pred"]
     width = len(panels) * w + (len(panels) - 1) * GAP

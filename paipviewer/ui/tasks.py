@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from paipviewer.core.inference import Cancelled
 from paipviewer.viewer import events as ev
 from paipviewer.viewer import jobs
-from paipviewer.viewer.plan import CURRENT_SLOTS, Job, wanted
+from paipviewer.viewer.plan import BACKGROUND_SLOTS, CURRENT_SLOTS, Job, wanted
 from paipviewer.viewer.session import Session
 
 
@@ -98,6 +98,9 @@ class WorkerPool:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+THRESHOLD_REST_MS = 150  # nuclei follow a dragged threshold once it rests, not at every tick
+
+
 class Scheduler(QObject):
     """Runs what the state wants, one task per slot, and feeds the results back to it."""
 
@@ -115,6 +118,9 @@ class Scheduler(QObject):
         self._pending = False
         for name in (ev.IMAGES, ev.CURRENT, ev.ENTRY, ev.MODELS):
             session.events.connect(name, self.request_sync)
+        self._threshold_timer = QTimer(self, singleShot=True, interval=THRESHOLD_REST_MS)
+        self._threshold_timer.timeout.connect(self.request_sync)
+        session.events.connect(ev.THRESHOLD, lambda *_: self._threshold_timer.start())
         session.events.connect(ev.RUNNING, lambda: self.sync())  # Stop stops now, not after the event loop turns
 
     def request_sync(self, *_) -> None:
@@ -144,7 +150,7 @@ class Scheduler(QObject):
         task.signals.result.connect(lambda value, t=task: self._on_result(t, value))
         task.signals.error.connect(lambda exc, t=task: self._on_error(t, exc))
         task.signals.finished.connect(lambda t=task: self._on_finished(t))
-        if job.slot != "background":
+        if job.slot not in BACKGROUND_SLOTS:
             task.signals.progress.connect(self.progress)
         self.running[job.slot] = (job, task)
         self.pool.start(task)
@@ -159,6 +165,11 @@ class Scheduler(QObject):
             return lambda **kw: jobs.load_image(entry.key, entry.path, entry.mask_path, **kw)
         if job.kind == "run":
             return lambda **kw: jobs.run_on(cache, entry.key, job.model_key, entry.image, **kw)
+        if job.kind == "objects":
+            result, labels = entry.results[job.model_key], entry.truth_labels
+            settings = s.object_settings(job.model_key)
+            return lambda **kw: jobs.assess_objects(entry.key, job.model_key, result, labels, job.threshold,
+                                                    settings, **kw)
         return lambda **kw: jobs.score(cache, entry.key, job.model_key, (entry.path, entry.mask_path),
                                        entry.image, **kw)
 
@@ -187,6 +198,12 @@ class Scheduler(QObject):
 
     def current_busy(self) -> bool:
         return any(slot in self.running for slot in CURRENT_SLOTS + ("probe",))
+
+    def current_waiting(self) -> bool:
+        """The current image still wants work, running or about to start (a result has just come
+        in, or a threshold moved, and the next job starts when the event loop turns)."""
+        waiting = wanted(self.session, current_only=True)
+        return self.current_busy() or any(job.slot in CURRENT_SLOTS for job in waiting)
 
     def jobs(self) -> list[Job]:
         return [job for job, _ in self.running.values()]

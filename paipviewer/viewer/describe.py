@@ -58,10 +58,9 @@ def row_tooltip(entry: ImageEntry) -> str:
     return f"{entry.path}\nno ground truth"
 
 
-def view_title(session: Session, entry: ImageEntry | None, model: str, side_by_side: bool, sep: str = " — ",
-               count: bool = True) -> str:
-    """A view's title: its model, its own threshold, and its scores on this image (see
-    :func:`metric_column` for ``count``)."""
+def view_title(session: Session, entry: ImageEntry | None, model: str, side_by_side: bool, sep: str = " — ") -> str:
+    """A view's title: its model, its own threshold, and its scores on this image (without ground
+    truth: its nucleus count once known, its nuclear area until then)."""
     label = session.label(model) or "no model"
     parts = [f"{label} @ {session.threshold(model):.2f}" if model else label]
     if entry is not None and not side_by_side:
@@ -70,7 +69,7 @@ def view_title(session: Session, entry: ImageEntry | None, model: str, side_by_s
         c = session.confusion(entry, model)
         if c is not None:
             parts.append(f"Jaccard {c.jaccard:.3f}, Dice {c.dice:.3f}")
-        elif count or session.nuclei_known(entry, model):
+        elif session.nuclei_known(entry, model):
             parts.append(f"{session.nuclei(entry, model):,} nuclei")
         else:
             parts.append(f"nuclei on {100 * session.predicted_pixels(entry, model) / entry.results[model].levels.size:.1f}%"
@@ -80,14 +79,19 @@ def view_title(session: Session, entry: ImageEntry | None, model: str, side_by_s
 
 METRIC_ROWS = (("Jaccard", "jaccard"), ("Dice", "dice"), ("Precision", "precision"), ("Recall", "recall"),
                ("TP pixels", "tp"), ("FP pixels", "fp"), ("FN pixels", "fn"),
-               ("Nuclei", "nuclei"), ("Nuclear area", "area"),
+               ("Nuclei / true", "nuclei"), ("Detection F1", "det_f1"),
+               ("AJI", "aji"), ("PQ", "pq"), ("Nuclear area", "area"),
                ("Load (s)", "model_load"), ("Inference (s)", "inference"), ("Total (s)", "total"),
                ("Runs on", "runtime"))
 
 
-def metric_column(session: Session, entry: ImageEntry | None, model: str, count: bool = True) -> dict[str, str]:
-    """The metrics table's column for one model on the current image: row key -> text. ``count``
-    False leaves the nucleus count (a pass over the pixels) as "…" while a threshold is dragged."""
+PENDING = "…"  # a figure being computed off the UI thread
+
+
+def metric_column(session: Session, entry: ImageEntry | None, model: str) -> dict[str, str]:
+    """The metrics table's column for one model on the current image: row key -> text. The nuclei
+    and their scores (split and matched off the UI thread) read "…" until they are known at the
+    model's threshold now."""
     if entry is None or not model:
         return {}
     if model in entry.failures:
@@ -106,11 +110,33 @@ def metric_column(session: Session, entry: ImageEntry | None, model: str, count:
     else:
         out["jaccard"] = truth_note(entry) or NO_TRUTH
     pixels = session.predicted_pixels(entry, model)
-    out["nuclei"] = f"{session.nuclei(entry, model):,}" if count or session.nuclei_known(entry, model) else "…"
+    cells = object_cells(session, entry, model)
+    if "nuclei_true" in cells:  # one row, so the panel fits a laptop's height
+        cells["nuclei"] = f"{cells['nuclei']} / {cells.pop('nuclei_true')}"
+    out.update(cells)
     out["area"] = f"{100 * pixels / result.levels.size:.1f}% ({pixels:,} px)"
     for key, value in result.prediction.timing.items():
         out[key] = f"{value:.2f}"
     out["runtime"] = result.runtime
+    return out
+
+
+def object_cells(session: Session, entry: ImageEntry, model: str) -> dict[str, str]:
+    """Nuclei predicted and true, detection F1, AJI and PQ as text; "…" while computed, blank
+    where there is no ground truth."""
+    truth = entry.truth_labels is not None
+    found = session.assessed(entry, model)
+    if found is None:
+        failed = session.assessment_failed(entry, model)
+        out = {"nuclei": "failed" if failed else PENDING}
+        if truth and not failed:
+            out.update(nuclei_true=f"{session.truth_count(entry):,}", det_f1=out["nuclei"], aji=out["nuclei"],
+                       pq=out["nuclei"])
+        return out
+    out = {"nuclei": f"{found.nuclei_pred:,}"}
+    if found.objects is not None:
+        o = found.objects.scores
+        out.update(nuclei_true=f"{o.n_true:,}", det_f1=f"{o.f1:.3f}", aji=f"{o.aji:.3f}", pq=f"{o.pq:.3f}")
     return out
 
 
@@ -139,7 +165,8 @@ def status_text(session: Session, running: list) -> str:
     """What the viewer is doing now, from the jobs that run."""
     if session.stopped:
         return "Stopped. Select an image (or press R) to run again."
-    names = {"load": "Reading", "primary": "Running", "compare": "Running", "probe": "Loading model"}
+    names = {"load": "Reading", "primary": "Running", "compare": "Running", "probe": "Loading model",
+             "objects": "Finding the nuclei of", "objects_compare": "Finding the nuclei of"}
     current = [j for j in running if j.slot in names]
     if current:
         parts = []
@@ -152,4 +179,10 @@ def status_text(session: Session, running: list) -> str:
     if background:
         model = background[0].model_key
         return f"Scoring all images with {session.label(model)}: {session.scored(model)}/{session.usable_images()}"
+    objects = [j for j in running if j.slot == "objects_background"]
+    if objects:
+        model = objects[0].model_key
+        known = sum(1 for e in session.entries if session.nuclei_known(e, model))
+        return (f"Finding the nuclei of {session.label(model)} at {session.threshold(model):.2f}: "
+                f"{known}/{session.scored(model)}")
     return "Ready"

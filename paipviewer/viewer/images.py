@@ -6,8 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+import cv2
+
 from paipviewer.core.datasets import MASK_SUFFIXES, DatasetError, discover, find_mask
-from paipviewer.core.imageio import ImageReadError, is_image_path, read_image, read_mask
+from paipviewer.core.evidence import truth_labels
+from paipviewer.core.imageio import ImageReadError, is_image_path, read_image
 from paipviewer.core.inference import Prediction
 from paipviewer.core.modelfile import MODEL_SUFFIXES
 
@@ -29,7 +32,8 @@ class ImageEntry:
     path: Path
     mask_path: Path | None = None
     image: np.ndarray | None = None
-    truth: np.ndarray | None = None
+    truth: np.ndarray | None = None          # bool: truth_labels > 0
+    truth_labels: np.ndarray | None = None   # int32 ground-truth nuclei (0 = background)
     error: str | None = None        # the image itself cannot be used
     mask_error: str | None = None   # the image works, its ground truth does not
     results: dict[str, Result] = field(default_factory=dict)  # by model key
@@ -61,15 +65,38 @@ class OpenFailure:
     reason: str
 
 
-def load_pixels(image_path: Path, mask_path: Path | None) -> tuple[np.ndarray, np.ndarray | None, str | None]:
-    """Read an image and its ground truth; a bad mask is reported, not fatal. Raises ImageReadError."""
+def load_image_and_nuclei(image_path: Path, mask_path: Path | None
+                          ) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """Read an image and its ground-truth nuclei as int32 labels (the instance map beside the mask
+    where there is one, as ``paipviewer score`` reads them); a bad mask is reported, not fatal.
+    Raises ImageReadError for the image."""
     image = read_image(image_path)
     if mask_path is None:
         return image, None, None
     try:
-        return image, read_mask(mask_path, image.shape[:2]), None
+        return image, truth_labels(mask_path, image.shape[:2]), None
     except ImageReadError as exc:
         return image, None, str(exc)
+
+
+def load_pixels(image_path: Path, mask_path: Path | None) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """Read an image and its ground truth as a boolean mask (``labels > 0``); see
+    :func:`load_image_and_nuclei`. Raises ImageReadError."""
+    image, labels, error = load_image_and_nuclei(image_path, mask_path)
+    return image, None if labels is None else labels > 0, error
+
+
+def count_labels(labels: np.ndarray) -> int:
+    """How many distinct nuclei a label image holds (ids need not be consecutive)."""
+    if not labels.size:
+        return 0
+    return int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
+
+
+def labels_of_mask(truth: np.ndarray) -> np.ndarray:
+    """int32 nuclei of a boolean mask by its 8-connected components (nothing else tells them apart)."""
+    _, labels = cv2.connectedComponents(np.asarray(truth, dtype=bool).view(np.uint8), connectivity=8)
+    return labels.astype(np.int32, copy=False)
 
 
 def expand_paths(paths) -> tuple[list[tuple[Path, Path | None]], list[Path], list[OpenFailure]]:

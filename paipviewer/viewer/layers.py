@@ -6,6 +6,13 @@ prediction yellow, the colour that stands out most on haematoxylin's dark purple
 the tissue is how most images, those without ground truth, are seen). Disagreement between two
 models is white.
 
+Nuclei as objects (the "objects" layer) reuse the TP/FP/FN hues, since they mean the same thing one
+level up: a predicted nucleus matched by a true one (IoU >= 0.5) is bluish green, a predicted
+nucleus without a match vermillion, a true nucleus no prediction matched sky blue; on images
+without ground truth every predicted nucleus is yellow. Unlike the pixel layer they are drawn
+nucleus by nucleus, so touching nuclei stay apart: filled with a one-pixel gap where two meet, or
+each nucleus's own outline. They paint over the other mask layers.
+
 Compositing is one table look-up per pixel: each pixel gets a code from a few mask bits
 (prediction, truth, the other model, and their outlines), and a 256-entry table, built from the
 layer switches in the same paint order as the layers are listed, maps the code to RGBA. A 1000 x
@@ -26,6 +33,10 @@ PALETTE = {
     "prediction": (240, 228, 66),
     "truth": (204, 121, 167),
     "disagree": (255, 255, 255),
+    "matched": (0, 158, 115),
+    "false": (213, 94, 0),
+    "missed": (86, 180, 233),
+    "nucleus": (240, 228, 66),
 }
 LEGEND_TEXT = {
     "tp": "True positive (model and truth)",
@@ -34,8 +45,12 @@ LEGEND_TEXT = {
     "prediction": "Prediction",
     "truth": "Ground truth",
     "disagree": "Models disagree",
+    "matched": "Matched nucleus (IoU ≥ 0.5)",
+    "false": "False nucleus (no true match)",
+    "missed": "Missed nucleus",
+    "nucleus": "Predicted nucleus",
 }
-LAYERS = ("prediction", "truth", "errors", "probability", "disagree")
+LAYERS = ("prediction", "truth", "errors", "probability", "disagree", "objects")
 KINDS = ("annotated", "plain")  # images with ground truth, and without
 
 
@@ -47,6 +62,7 @@ class LayerState:
     probability: bool = False
     disagree: bool = False
     outline: bool = False
+    objects: bool = False
 
     def toggled(self, name: str) -> bool:
         return getattr(self, name)
@@ -138,17 +154,72 @@ def codes(layers: LayerState, pred: np.ndarray | None, truth: np.ndarray | None,
 
 
 def compose(shape: tuple[int, int], layers: LayerState, pred: np.ndarray | None = None,
-            truth: np.ndarray | None = None, other: np.ndarray | None = None) -> np.ndarray:
+            truth: np.ndarray | None = None, other: np.ndarray | None = None,
+            objects: np.ndarray | None = None) -> np.ndarray:
     """One RGBA uint8 (H, W, 4) image of the visible mask layers.
 
-    ``other`` is the second model's mask in side-by-side mode, for the disagreement layer. The
+    ``other`` is the second model's mask in side-by-side mode, for the disagreement layer;
+    ``objects`` the model's :func:`object_codes` at the same threshold, for the objects layer. The
     probability map is its own image under this one (:func:`probability_rgba`): it does not
     change with the threshold. Opacity is not applied here: the view sets it on the image item.
     """
     has = {"pred": pred is not None, "truth": truth is not None, "other": other is not None}
     table = lookup_table(layers, has)
     out = np.take(table, codes(layers, pred, truth, other, tuple(shape)))
+    if layers.objects and objects is not None:
+        drawn = np.take(_object_table(layers.outline), objects)
+        out = np.where(drawn != 0, drawn, out)
     return out.view(np.uint8).reshape(tuple(shape) + (4,))
+
+
+# Object layer codes: the kind of nucleus in the low bits, and two edge bits.
+OBJ_MATCHED, OBJ_FALSE, OBJ_MISSED, OBJ_NUCLEUS = 1, 2, 3, 4  # MATCHED, FALSE, MISSED of core.objects; 4: no truth
+OBJ_KIND = 7
+OBJ_OUTLINE = 8    # the nucleus's own boundary (against the background or another nucleus)
+OBJ_SPLIT = 16     # where it touches another nucleus
+OBJECT_KEYS = {OBJ_MATCHED: "matched", OBJ_FALSE: "false", OBJ_MISSED: "missed", OBJ_NUCLEUS: "nucleus"}
+
+
+def object_codes(nuclei: np.ndarray, truth_labels: np.ndarray | None = None, matching=None) -> np.ndarray:
+    """uint8 per pixel: which kind of nucleus covers it (matched, false, missed; or, without ground
+    truth, a predicted nucleus) and whether it lies on that nucleus's outline or where it meets
+    another. ``matching`` is :func:`paipviewer.core.objects.match_nuclei` of ``truth_labels`` and
+    ``nuclei``; predicted nuclei lie over missed true ones."""
+    from paipviewer.core.objects import object_map
+
+    nuclei = np.asarray(nuclei)
+    if truth_labels is None or matching is None:
+        kind = np.where(nuclei > 0, OBJ_NUCLEUS, 0).astype(np.uint8)
+        ids = nuclei.astype(np.float32)
+    else:
+        kind = object_map(truth_labels, nuclei, matching)
+        # One id per drawn nucleus: the predicted ones, then the missed true ones after them.
+        ids = np.where(nuclei > 0, nuclei.astype(np.float32),
+                       np.where(kind == OBJ_MISSED, truth_labels.astype(np.float32) + float(nuclei.max()), 0))
+        ids = ids.astype(np.float32)
+    kernel = np.ones((3, 3), np.uint8)
+    inside = ids > 0
+    high = cv2.dilate(ids, kernel)
+    low = cv2.erode(ids, kernel)
+    outline = inside & ((high != ids) | (low != ids))
+    # Another nucleus next to this one: a larger id around, or a smaller non-zero one.
+    low_nucleus = cv2.erode(np.where(inside, ids, np.float32(np.finfo(np.float32).max)).astype(np.float32), kernel)
+    split = inside & ((high > ids) | (low_nucleus < ids))
+    return (kind | outline.view(np.uint8) * np.uint8(OBJ_OUTLINE) | split.view(np.uint8) * np.uint8(OBJ_SPLIT))
+
+
+@lru_cache(maxsize=4)
+def _object_table(outline: bool) -> np.ndarray:
+    """uint32 RGBA of each object code (32 of them): a kind's colour inside the nucleus (filled, less
+    where it meets another) or on its outline."""
+    rgba = np.zeros((32, 4), np.uint8)
+    for code in range(32):
+        key = OBJECT_KEYS.get(code & OBJ_KIND)
+        if key is not None and (code & OBJ_OUTLINE if outline else not code & OBJ_SPLIT):
+            rgba[code] = (*PALETTE[key], 255)
+    table = rgba.view("<u4").ravel()
+    table.setflags(write=False)
+    return table
 
 
 def _viridis(n: int) -> np.ndarray:
@@ -186,17 +257,19 @@ def blend(base: np.ndarray, rgba: np.ndarray, opacity: float) -> np.ndarray:
 
 def overlay_image(image: np.ndarray, layers: LayerState, pred: np.ndarray | None = None,
                   truth: np.ndarray | None = None, other: np.ndarray | None = None,
-                  levels: np.ndarray | None = None, opacity: float = DEFAULT_OPACITY) -> np.ndarray:
+                  levels: np.ndarray | None = None, opacity: float = DEFAULT_OPACITY,
+                  objects: np.ndarray | None = None) -> np.ndarray:
     """The image with its layers over it, as the view draws them (RGB uint8, the image's size):
     what snapshots and ``paipviewer score``'s overlays hold."""
     out = image
     if layers.probability and levels is not None:
         out = blend(out, probability_rgba(levels), opacity)
-    return blend(out, compose(image.shape[:2], layers, pred, truth, other), opacity)
+    return blend(out, compose(image.shape[:2], layers, pred, truth, other, objects), opacity)
 
 
 def legend(layers: LayerState, has: dict[str, bool]) -> list[str]:
-    """Palette keys of the colours that can be on screen now, in paint order."""
+    """Palette keys of the colours that can be on screen now, in paint order. ``has["objects"]``:
+    the model's nuclei at this threshold are known."""
     keys = []
     if layers.prediction and has.get("pred"):
         keys.append("prediction")
@@ -206,4 +279,6 @@ def legend(layers: LayerState, has: dict[str, bool]) -> list[str]:
         keys += ["tp", "fp", "fn"]
     if layers.disagree and has.get("pred") and has.get("other"):
         keys.append("disagree")
+    if layers.objects and has.get("objects"):
+        keys += ["matched", "false", "missed"] if has.get("truth") else ["nucleus"]
     return keys

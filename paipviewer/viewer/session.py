@@ -16,16 +16,21 @@ import numpy as np
 
 from paipviewer.core import metrics, scoring
 from paipviewer.core.datasets import file_identity
-from paipviewer.core.imageio import ImageReadError, read_mask
+from paipviewer.core.evidence import Assessment, truth_labels
+from paipviewer.core.imageio import ImageReadError
 from paipviewer.core.inference import InferenceError
 from paipviewer.core.modelfile import DEFAULT_THRESHOLD, ModelFileError
-from paipviewer.core.objects import count_nuclei
+from paipviewer.core.objects import ObjectSettings
 
 from . import events as ev
 from .catalog import ModelCatalog
-from .images import ImageEntry, OpenFailure, Result, expand_paths
-from .jobs import ImageLoaded, ModelRan, ModelReady, Scored
+from .images import ImageEntry, OpenFailure, Result, count_labels, expand_paths, labels_of_mask
+from .jobs import Assessed, ImageLoaded, ModelRan, ModelReady, Scored
 from .layers import KINDS, LayerState
+
+# Object assessments kept per image and model: the current threshold's and the one before (a
+# slider moved back and forth finds both); each holds the nucleus labels, so not every threshold.
+ASSESSMENTS_KEPT = 2
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ class Session:
             entry.derived.clear()
         for model in (self.model_key, self.compare_key):
             entry.failures.pop(model, None)
+            entry.derived.pop(("objects_failed", model), None)
         self.stopped = False
         self.events.emit(ev.CURRENT)
 
@@ -227,6 +233,8 @@ class Session:
             if value.loaded is not None and entry is not None and not entry.loaded:
                 self._image_loaded(value.loaded, announce=False)
             self._add_result(value.ran)
+        elif isinstance(value, Assessed):
+            self._add_assessment(value)
         else:
             raise TypeError(f"unknown result {type(value).__name__}")
 
@@ -235,7 +243,13 @@ class Session:
         if entry is None:
             return
         entry.image, entry.truth, entry.mask_error = value.image, value.truth, value.mask_error
+        labels = value.labels
+        if labels is None and value.truth is not None:
+            labels = labels_of_mask(value.truth)
+        entry.truth_labels = labels
         entry.derived.clear()
+        if value.nuclei_true is not None and labels is value.labels:
+            entry.derived[("truth_count",)] = value.nuclei_true
         if value.mask_error:
             mask = entry.mask_path or entry.path
             self.notify(mask, f"not used as ground truth: {_without_name(value.mask_error, Path(mask).name)}")
@@ -248,6 +262,21 @@ class Session:
             return
         entry.results[value.model] = value.result
         entry.failures.pop(value.model, None)
+        for key in [k for k in entry.derived if len(k) > 1 and k[1] == value.model]:
+            del entry.derived[key]  # figures of the model's earlier run on this image
+        self.events.emit(ev.ENTRY, entry.key)
+
+    def _add_assessment(self, value: Assessed) -> None:
+        """Keep a model's nuclei at one threshold, if the image still holds what they came from."""
+        entry = self.find(value.key)
+        if (entry is None or entry.results.get(value.model) is not value.result
+                or entry.truth_labels is not value.labels):
+            return  # the model ran again or the ground truth changed meanwhile: stale
+        kept = entry.derived.setdefault(("objects", value.model), {})
+        kept.pop(value.threshold, None)
+        kept[value.threshold] = value
+        while len(kept) > ASSESSMENTS_KEPT:
+            del kept[next(iter(kept))]
         self.events.emit(ev.ENTRY, entry.key)
 
     def fail(self, job, exc: Exception) -> None:
@@ -255,7 +284,15 @@ class Session:
         image); everything else goes on."""
         message = str(exc) or type(exc).__name__
         entry = self.find(job.image_key)
-        if isinstance(exc, ModelFileError) and job.model_key:
+        if job.kind == "objects":
+            if entry is not None:  # the nuclei at this threshold only: the model's result stands
+                entry.derived.setdefault(("objects_failed", job.model_key), {})[job.threshold] = message
+                self.notify(entry.path, f"{self.label(job.model_key)}: nuclei not assessed at "
+                                        f"{job.threshold:.2f}: {message}")
+                self.events.emit(ev.ENTRY, entry.key)
+            else:
+                self.notify("", message)
+        elif isinstance(exc, ModelFileError) and job.model_key:
             self.model_failed(job.model_key, message)
         elif entry is not None and (job.kind == "load" or isinstance(exc, ImageReadError)):
             entry.error = _without_name(message, entry.name)
@@ -277,12 +314,12 @@ class Session:
         if entry is None or not entry.loaded:
             return "the image is not loaded yet"
         try:
-            truth = read_mask(path, entry.image.shape[:2])
+            labels = truth_labels(Path(path), entry.image.shape[:2])
         except ImageReadError as exc:
             reason = _without_name(str(exc), Path(path).name)
             self.notify(path, f"not used as ground truth of {entry.name}: {reason}")
             return reason
-        entry.truth, entry.mask_path, entry.mask_error = truth, Path(path), None
+        entry.truth, entry.truth_labels, entry.mask_path, entry.mask_error = labels > 0, labels, Path(path), None
         entry.derived.clear()
         self.events.emit(ev.ENTRY, key)
         return None
@@ -319,6 +356,13 @@ class Session:
     def resume(self) -> None:
         if self.stopped:
             self.stopped = False
+            self.events.emit(ev.RUNNING)
+
+    def score_all(self) -> None:
+        """Score every open image with the model (and the compare model) in the background, from
+        now on; resumes a stopped viewer."""
+        if not self.background or self.stopped:
+            self.background, self.stopped = True, False
             self.events.emit(ev.RUNNING)
 
     def notify(self, source, message: str) -> None:
@@ -362,18 +406,56 @@ class Session:
             return None
         return counts.predicted(k) if k is not None else int(np.count_nonzero(self.mask(entry, model)))
 
+    def object_settings(self, model: str) -> ObjectSettings:
+        """How a model's mask is split into nuclei: its card's ``objects`` field, else the defaults."""
+        info = self.catalog.find(model)
+        try:
+            return ObjectSettings.from_dict(info.card.objects if info and info.card else None)
+        except ValueError:
+            return ObjectSettings()
+
+    def assessed(self, entry: ImageEntry, model: str) -> Assessed | None:
+        """The model's nuclei on the image at its threshold now (None while they are computed)."""
+        kept = entry.derived.get(("objects", model)) if model else None
+        return kept.get(self.threshold(model)) if kept else None
+
+    def assessment(self, entry: ImageEntry, model: str) -> Assessment | None:
+        found = self.assessed(entry, model)
+        return found.assessment if found is not None else None
+
+    def assessment_failed(self, entry: ImageEntry, model: str) -> str | None:
+        return entry.derived.get(("objects_failed", model), {}).get(self.threshold(model))
+
+    def wants_assessment(self, entry: ImageEntry, model: str) -> bool:
+        """The model has run on the image but its nuclei at the threshold now are not known yet."""
+        return (bool(model) and model in entry.results and entry.loaded and self.assessed(entry, model) is None
+                and self.assessment_failed(entry, model) is None)
+
+    def next_unassessed(self, model: str, after: int = 0) -> ImageEntry | None:
+        order = self.entries[after:] + self.entries[:after]
+        return next((e for e in order if self.wants_assessment(e, model)), None)
+
     def nuclei(self, entry: ImageEntry, model: str) -> int | None:
-        """Predicted nuclei (connected components) at the model's threshold; cached per threshold."""
-        key = ("nuclei", model, self.threshold(model))
-        if key not in entry.derived:
-            mask = self.mask(entry, model)
-            if mask is None:
-                return None
-            entry.derived[key] = count_nuclei(mask)
-        return entry.derived[key]
+        """Predicted nuclei at the model's threshold (split as its card says), once assessed."""
+        found = self.assessed(entry, model)
+        return found.nuclei_pred if found is not None else None
 
     def nuclei_known(self, entry: ImageEntry, model: str) -> bool:
-        return ("nuclei", model, self.threshold(model)) in entry.derived
+        return self.assessed(entry, model) is not None
+
+    def truth_count(self, entry: ImageEntry) -> int | None:
+        """True nuclei in the image's ground truth (None without)."""
+        if entry.truth_labels is None:
+            return None
+        key = ("truth_count",)
+        if key not in entry.derived:  # counted by the load job; a mask chosen by hand is counted here
+            entry.derived[key] = count_labels(entry.truth_labels)
+        return entry.derived[key]
+
+    def object_codes(self, entry: ImageEntry, model: str) -> np.ndarray | None:
+        """The objects layer's codes of the model at its threshold now (None while computed)."""
+        found = self.assessed(entry, model)
+        return found.codes if found is not None else None
 
     def summary(self, model: str) -> dict | None:
         """Over every scored image with ground truth: the study's mean per-tile Jaccard, and pooled."""
