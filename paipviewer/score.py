@@ -290,8 +290,8 @@ def run(args: argparse.Namespace, log=print) -> int:
         planned = [out / SCORES] + [p for image, _ in pairs for m in models
                                     for p in output_paths(out, m.name, image).values()]
         check_new_files(planned, "--out", args.overwrite)
-    except OSError as exc:
-        raise ScoreError(str(exc)) from None
+    except OSError as exc:  # our sentences; an OSError made of (errno, sentence) would print "[Errno 13] " first
+        raise ScoreError(exc.strerror or str(exc)) from None
     names = [f"{m.name} ({m.loaded.runtime}, threshold {m.threshold:g})" for m in models]
     log(f"scoring {len(pairs)} images with {' and '.join(names)} into {out}")
     rows, failed = [], len(problems)
@@ -299,15 +299,15 @@ def run(args: argparse.Namespace, log=print) -> int:
         try:
             score = score_slide_file if is_slide(image) else score_image
             new = score(image, mask, models, out, log, args.mpp, not args.no_rescale)
+            write_text_atomic(out / SCORES, rows_to_csv(rows + new, COLUMNS))  # a killed run keeps what it did
         except ImageReadError as exc:
             log(f"not scored: {exc}")
             failed += 1
             continue
         except OSError as exc:  # the disk filled up or went away: scores.csv holds the images before this
-            raise ScoreError(f"cannot write the results for {image.name} ({exc.strerror or exc}); "
-                             f"{len(rows)} rows kept in {out / SCORES}") from None
+            kept = f"the {len(rows)} rows before it are kept in {out / SCORES}" if rows else "no rows were written"
+            raise ScoreError(f"cannot write the results for {image.name} ({exc.strerror or exc}); {kept}") from None
         rows += new
-        write_text_atomic(out / SCORES, rows_to_csv(rows, COLUMNS))  # a killed run keeps what it did
         dice = ", ".join(f"{r['model']} dice {r['dice']:.3f}" if r["dice"] is not None
                          else f"{r['model']} {r['nuclei_pred']} nuclei" for r in new)
         log(f"[{k}/{len(pairs)}] {image.name}: {dice}")

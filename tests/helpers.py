@@ -57,3 +57,68 @@ def make_unreadable(path: Path, monkeypatch) -> Path:
 
         monkeypatch.setattr(Path, "read_bytes", read_bytes)
     return path
+
+
+def make_read_only(folder: Path, monkeypatch) -> Path:
+    """A folder nothing can be created in (a read-only share, a folder of someone else's). As root (CI
+    here) modes are not enforced, so creating a file or folder in it fails as the kernel would fail it
+    for a user: os.open (tempfile's and mkstemp's way in) and os.mkdir refuse with EACCES."""
+    import errno
+    import os
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        inside = folder.resolve()
+
+        def refused(path) -> bool:
+            path = Path(os.fsdecode(path)).absolute()
+            return path == inside or path.parent == inside
+
+        real_open, real_mkdir = os.open, os.mkdir
+
+        def guarded_open(path, flags, *args, **kwargs):
+            creating = flags & (os.O_CREAT | getattr(os, "O_TMPFILE", 0) | os.O_WRONLY | os.O_RDWR)
+            if creating and refused(path):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
+            return real_open(path, flags, *args, **kwargs)
+
+        def guarded_mkdir(path, *args, **kwargs):
+            if refused(path) and not Path(os.fsdecode(path)).is_dir():
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
+            return real_mkdir(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", guarded_open)
+        monkeypatch.setattr(os, "mkdir", guarded_mkdir)
+    return folder
+
+
+def full_disk_after(writes: int, monkeypatch) -> list[Path]:
+    """From the ``writes``-th atomic write on (paipviewer.core.atomic.atomic_path, which every result
+    file goes through), the disk is full: the write gets half its bytes down, then ENOSPC, as a
+    write() on a full disk fails (naming no file). Returns the target of each write tried, in order."""
+    import contextlib
+    import errno
+    import os
+    import sys
+
+    from paipviewer.core import atomic
+
+    real = atomic.atomic_path
+    tried: list[Path] = []
+
+    @contextlib.contextmanager
+    def filling(path):
+        tried.append(Path(path))
+        with real(path) as tmp:
+            yield tmp
+            if len(tried) >= writes:
+                if tmp.exists():
+                    os.truncate(tmp, tmp.stat().st_size // 2)
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] in ("paipviewer", "paip_trainer") and getattr(module, "atomic_path", None) is real:
+            monkeypatch.setattr(module, "atomic_path", filling)
+    return tried

@@ -320,9 +320,9 @@ def test_evaluate_scores_the_good_model_and_names_each_bad_one(cases, good_model
     bad = [cases[n] for n in ("model_zip_bomb.keras", "model_lambda.keras", "model_random_bytes.onnx",
                               "model_valid_conv.keras", "card_nested", "card_threshold_nan")]
     out = tmp_path / "eval"
-    code, errors = trainer(["evaluate", "--data", str(dataset(tmp_path / "data")), "--models", *(str(c.path) for c in bad),
-                            str(good_model), "--out", str(out), "--runs", "1", "--tiles", "2", "--split", "all"],
-                           capsys)
+    models = [*(str(c.path) for c in bad), str(good_model)]
+    code, errors = trainer(["evaluate", "--data", str(dataset(tmp_path / "data")), "--models", *models,
+                            "--out", str(out), "--runs", "1", "--tiles", "2", "--split", "all"], capsys)
     assert code == 1
     assert [r["model"] for r in csv.DictReader(open(out / "results.csv"))] == [good_model.name]
     assert len(errors) == len(bad), errors

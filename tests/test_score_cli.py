@@ -130,3 +130,73 @@ def test_unusable_model_or_output_stops_before_any_work(samples256, tmp_path, ca
     blocker.write_text("x")
     assert main(["score", tile, "--model", "elunet_8_5", "--out", str(blocker)]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+LOADED = {}
+
+
+@pytest.fixture
+def elunet_once(monkeypatch):
+    """The shipped model loaded once for this module's fault tests (about a second each time on 2 cores)."""
+    import paipviewer.score as score_module
+
+    real = score_module.load_model
+
+    def load_once(path, *args, **kwargs):
+        if str(path) not in LOADED:
+            LOADED[str(path)] = real(path, *args, **kwargs)
+        return LOADED[str(path)]
+
+    monkeypatch.setattr(score_module, "load_model", load_once)
+
+
+def complete(path) -> bool:
+    """A result file that is whole: a PNG that decodes, GeoJSON and CSV that parse to their end."""
+    if path.suffix == ".png":
+        return cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is not None
+    if path.suffix == ".geojson":
+        return json.loads(path.read_text())["type"] == "FeatureCollection"
+    text = path.read_text()
+    return text.endswith("\n") and all(len(r) == 18 for r in csv.reader(text.splitlines()))
+
+
+@pytest.mark.parametrize("fail_at", range(1, 9))
+def test_a_full_disk_is_reported_and_what_was_written_stays_whole(fail_at, samples256, tmp_path, capsys, monkeypatch,
+                                                                  elunet_once):
+    """Two images, one model: eight writes (mask, overlay, GeoJSON, then scores.csv, per image); the disk
+    fills at each in turn. The run stops with the reason (exit 2); every file written before is whole,
+    scores.csv lists exactly the images whose files were all written, and no temporary is left."""
+    from helpers import full_disk_after
+
+    tiles = sorted((samples256 / "images").glob("*.png"))[:2]
+    out = tmp_path / "out"
+    tried = full_disk_after(fail_at, monkeypatch)
+    code = main(["score", *map(str, tiles), "--model", "elunet_8_5", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(tried) == fail_at and "Traceback" not in err
+    image = tiles[(fail_at - 1) // 4]
+    done = (fail_at - 1) // 4  # images whose four writes all went through
+    kept = f"the {done} rows before it are kept in {out / 'scores.csv'}" if done else "no rows were written"
+    assert err == (f"paipviewer score: error: cannot write the results for {image.name} (No space left on device); "
+                   f"{kept}\n")
+    written = tried[:-1]
+    assert sorted(p for p in out.rglob("*") if p.is_file()) == sorted(set(written))  # no temporary, nothing else
+    assert all(complete(p) for p in written)
+    if done:
+        assert [r["image"] for r in rows_of(out)] == [t.name for t in tiles[:done]]
+
+
+def test_a_read_only_output_folder_is_refused_before_any_work(samples256, tmp_path, capsys, monkeypatch):
+    import paipviewer.score as score_module
+    from helpers import make_read_only
+
+    def refuse(*_, **__):
+        raise AssertionError("an image was scored before the output folder was checked")
+
+    monkeypatch.setattr(score_module, "score_image", refuse)
+    tile = str(sorted((samples256 / "images").glob("*.png"))[0])
+    for out in (make_read_only(tmp_path / "shared", monkeypatch), tmp_path / "shared" / "results"):
+        assert main(["score", tile, "--model", "elunet_8_5", "--out", str(out)]) == 2
+        assert capsys.readouterr().err == (f"paipviewer score: error: --out {out}: cannot write there "
+                                           "(Permission denied)\n")
+    assert list((tmp_path / "shared").iterdir()) == []

@@ -36,13 +36,19 @@ def no_work(monkeypatch):
     monkeypatch.setattr(paip_trainer.calibrate, "load_model", refuse)
 
 
+@pytest.mark.parametrize("how", ["under a file", "read-only"])
 @pytest.mark.parametrize("command, option", [("prepare", "--cache"), ("fit", "--out"), ("fit", "--cache"),
                                              ("evaluate", "--out"), ("calibrate", "--out")])
-def test_an_unwritable_folder_is_refused_before_any_work(command, option, paip_fixture, tmp_path, capsys, no_work):
-    # Tests run as root, whom chmod does not stop: a folder under a regular file can never be made (ENOTDIR).
-    afile = tmp_path / "afile"
-    afile.write_text("a file, not a folder")
-    bad = afile / "out"
+def test_an_unwritable_folder_is_refused_before_any_work(command, option, how, paip_fixture, tmp_path, capsys, no_work,
+                                                         monkeypatch):
+    from helpers import make_read_only
+
+    if how == "under a file":  # a folder under a regular file can never be made (ENOTDIR), even by root
+        afile = tmp_path / "afile"
+        afile.write_text("a file, not a folder")
+        bad, reason = afile / "out", "Not a directory"
+    else:  # an existing folder nothing can be written in (root, whom chmod does not stop, is stopped for the test)
+        bad, reason = make_read_only(tmp_path / "read_only", monkeypatch), "Permission denied"
     paths = {"--cache": tmp_path / "cache", "--out": tmp_path / "out", option: bad}
     argv = [command, "--data", str(paip_fixture), "--cache", str(paths["--cache"])]
     if command == "fit":
@@ -53,7 +59,7 @@ def test_an_unwritable_folder_is_refused_before_any_work(command, option, paip_f
         argv += ["--out", str(paths["--out"] / "calibrated.keras"), "--model", str(tmp_path / "never_loaded.keras")]
     assert cli(argv) == 2
     err = one_error_line(capsys, command)
-    assert f"{option} {bad}" in err and "cannot write there (Not a directory)" in err
+    assert f"{option} {bad}" in err and f"cannot write there ({reason})" in err  # --cache: a folder in it
 
 
 def test_a_file_given_as_a_folder_is_named_as_such(paip_fixture, tmp_path, capsys):
@@ -143,3 +149,53 @@ def test_evaluate_scores_the_good_models_and_names_the_broken_ones(paip_fixture,
         "(the file is damaged or of another kind)",
         "paip-train evaluate: error: not scored: notes.keras: not a Keras model file "
         "(the file is damaged or of another kind)"]
+
+
+@pytest.fixture(scope="module")
+def evaluated_once(paip_fixture, tiny_model_file):
+    """One real evaluation of the tiny model on the PAIP fixture's test images: its results row and image rows."""
+    from paip_trainer.evaluate import evaluate_model, images_to_score
+    from paip_trainer.prepare import PrepareSettings
+
+    images = images_to_score(paip_fixture, PrepareSettings(), "test", log=lambda *_: None)
+    return evaluate_model(tiny_model_file, images, 3, 42, 1, log=lambda *_: None)
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 3, 4])
+def test_a_full_disk_during_evaluate_leaves_every_file_whole(fail_at, paip_fixture, tiny_model_file, evaluated_once,
+                                                             tmp_path, capsys, monkeypatch):
+    """evaluate writes results.csv, images.csv, the plot and report.md over an earlier evaluation
+    (--overwrite); the disk fills at each in turn. One line names the file (exit 2); the files written
+    before it are whole and new, the rest still the earlier ones, and no temporary is left."""
+    import cv2
+
+    import paip_trainer.report  # noqa: F401 (imported before the disk fills, so its writes fill it too)
+    from helpers import full_disk_after
+    from paip_trainer.evaluate import IMAGES, RESULTS
+    from paip_trainer.report import PLOT, REPORT
+
+    out = tmp_path / "eval"
+    out.mkdir()
+    earlier = {name: f"an earlier evaluation's {name}\n".encode() for name in (RESULTS, IMAGES, PLOT, REPORT)}
+    for name, data in earlier.items():
+        (out / name).write_bytes(data)
+    row, image_rows = evaluated_once
+    monkeypatch.setattr(paip_trainer.evaluate, "evaluate_model", lambda *_, **__: (dict(row), list(image_rows)))
+    monkeypatch.setattr(paip_trainer.evaluate, "tf_import_seconds", lambda: 0.0)
+    tried = full_disk_after(fail_at, monkeypatch)
+    assert cli(["evaluate", "--data", str(paip_fixture), "--models", str(tiny_model_file), "--out", str(out),
+                "--overwrite"]) == 2
+    assert one_error_line(capsys, "evaluate") == f"paip-train evaluate: error: {tried[-1]}: No space left on device\n"
+    assert len(tried) == fail_at and sorted(p.name for p in out.iterdir()) == sorted(earlier)
+    for name, data in earlier.items():
+        path = out / name
+        if path in tried[:-1]:  # written in full before the disk filled
+            assert path.read_bytes() != data
+            if name == PLOT:
+                assert cv2.imread(str(path)) is not None
+            elif name.endswith(".csv"):
+                assert list(csv.DictReader(open(path)))[0]["model"] == tiny_model_file.name
+            else:
+                assert path.read_text().endswith("\n") and "ELU-Net 4/4" in path.read_text()
+        else:
+            assert path.read_bytes() == data

@@ -186,3 +186,87 @@ def test_prepare_removes_a_killed_runs_temporary_and_prepares_right(paip_fixture
     prepare(paip_fixture, PrepareSettings(), tmp_path, log=lambda *_: None)
     assert not orphan.exists()
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_prepare_killed_at_random_points_leaves_no_half_file_and_prepares_right(paip_fixture, paip_prepared,
+                                                                                 tmp_path):
+    """``paip-train prepare`` in a real process, SIGKILLed once its first temporary appears and then at
+    seeded random moments over the span in which it writes the cache (measured first), then run again:
+    whatever a kill left, no file under its final name is half-written, split.json (written last)
+    stands only beside complete tiles, and the next run removes the temporaries and prepares exactly
+    what an uninterrupted run does."""
+    import json
+    import random
+
+    from paip_trainer.prepare import FILES
+
+    reference, _ = paip_prepared
+    argv = [sys.executable, "-m", "paip_trainer.cli", "prepare", "--data", str(paip_fixture), "--cache"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    def start(cache):
+        proc = subprocess.Popen([*argv, str(cache)], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not (cache.is_dir() and any(cache.iterdir())) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.0005)  # the cache's folder is made just before the tiles are cut and written
+        return proc
+
+    proc = start(tmp_path / "timing")
+    t0 = time.monotonic()
+    proc.wait()
+    span = time.monotonic() - t0  # about 0.2 s here: cutting, then seven files written and fsync'd
+    rng = random.Random(15)
+    left = []
+    for trial in range(8):
+        cache = tmp_path / f"cache{trial}"
+        proc = start(cache)
+        try:
+            if trial == 0:  # at the first temporary: a kill in the middle of writing train_x.npy
+                while proc.poll() is None and not any(p.name.startswith(".") for p in next(cache.iterdir()).iterdir()):
+                    time.sleep(0.0005)
+            else:
+                time.sleep(rng.uniform(0, span))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        (folder,) = cache.iterdir()
+        final = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+        left.append((sorted(final), sorted(p.name for p in folder.iterdir() if p.name.startswith("."))))
+        for name in final:  # each one whole
+            if name.endswith(".npy"):
+                array = np.load(folder / name)
+                assert len(array) in (64, 16) and array.dtype == np.uint8
+            else:
+                json.loads((folder / name).read_text())
+        assert "split.json" not in final or final == set(FILES)
+        assert prepare(paip_fixture, PrepareSettings(), cache, log=lambda *_: None) == folder
+        assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)  # the temporaries are gone
+        for part in ("train", "val"):
+            for mine, theirs in zip(load_prepared(folder, part), load_prepared(reference, part)):
+                np.testing.assert_array_equal(mine, theirs)
+    print("\nwhat each kill left (final files, temporaries):", *left, sep="\n")
+    assert any(temporaries for _, temporaries in left)  # some kill did land in the middle of a write
+
+
+def test_a_full_disk_while_writing_the_model_keeps_the_training(paip_fixture, paip_prepared, tmp_path, monkeypatch,
+                                                                capsys):
+    """The disk fills as the trained model is written (the largest file fit writes): one line names it,
+    no half model is left, and the training state stays, so --resume writes the model without training again."""
+    from helpers import full_disk_after
+
+    _, cache = paip_prepared
+    out = tmp_path / "out"
+    argv = [*fit_argv(paip_fixture, cache, out), "--epochs", "1"]
+    tried = full_disk_after(2, monkeypatch)  # the epoch's state, then the model
+    assert cli(argv) == 2
+    assert capsys.readouterr().err == f"paip-train fit: error: {out / 'elunet_4_4.keras'}: No space left on device\n"
+    assert [p.name for p in tried] == [".elunet_4_4.state.npz", "elunet_4_4.keras"]
+    assert sorted(p.name for p in out.iterdir()) == [".elunet_4_4.state.npz"] and load_state(tried[0]).epoch == 1
+    monkeypatch.undo()
+    saved = []
+    monkeypatch.setattr(paip_trainer.fit, "save_state", lambda path, s: saved.append(s))
+    assert cli([*argv, "--resume"]) == 0
+    assert saved == [] and load_model(out / "elunet_4_4.keras").card.training["epochs_run"] == 1
+    assert sorted(p.name for p in out.iterdir()) == ["elunet_4_4.json", "elunet_4_4.keras", "elunet_4_4.onnx",
+                                                     "elunet_4_4_history.csv"]
