@@ -395,3 +395,18 @@ def test_wheel_zoom_is_bounded_both_ways(window, qtbot, samples):
     (x0, x1), (y0, y1) = window.view.viewbox.viewRange()
     assert max(x1 - x0, y1 - y0) <= 10 * 256 * 1.01
     wait_done(qtbot, window)
+
+
+def test_a_dropped_slide_opens_in_its_own_window(window, qtbot, tmp_path):
+    from conftest import _data
+
+    from paipviewer.ui import app
+
+    slide = _data("slides") / "mosaic_20x.svs"
+    before = len(app._SLIDE_WINDOWS)
+    window.dropEvent(drop_event([slide]))
+    assert len(app._SLIDE_WINDOWS) == before + 1 and not window.session.entries  # not "not an image"
+    opened = app._SLIDE_WINDOWS.pop()
+    qtbot.addWidget(opened)
+    assert opened.path == slide and opened.isVisible()
+    opened.close()

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QM
                                QScrollArea, QSplitter, QToolButton)
 
 from paipviewer.core.imageio import IMAGE_SUFFIXES
+from paipviewer.core.slides import SLIDE_SUFFIXES, is_slide
 from paipviewer.core.outputs import check_writable_folder
 from paipviewer.viewer import describe
 from paipviewer.viewer import events as ev
@@ -71,6 +72,7 @@ class MainWindow(QMainWindow):
         self.session = Session(catalog, background=background_scoring)
         for kind in KINDS:
             self.session.layer_sets[kind] = self.settings.layer_set(kind)
+        self.session.stated_mpp = self.settings.pixel_sizes
         self.scheduler = Scheduler(self.session, cache)
         self.opacity = self.settings.opacity
         self._probability_cache: tuple | None = None
@@ -238,6 +240,12 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- actions
     def open_paths(self, paths) -> None:
+        slides = [p for p in paths if is_slide(p)]
+        for path in slides:  # a whole slide opens in its own window
+            self.open_slide(path)
+        paths = [p for p in paths if p not in slides]
+        if slides and not paths:
+            return
         opened = self.session.add([Path(p) for p in paths])
         if opened.images:
             self.settings.last_folder = str(Path(opened.images[0].path).parent)
@@ -245,6 +253,32 @@ class MainWindow(QMainWindow):
         for key in opened.needs_card:
             self.ask_for_card(key)
         self.opened.emit(len(opened.images), len(opened.failures))
+
+    def open_slide(self, path) -> None:
+        from .app import open_slide_window
+
+        model = Path(self.session.model_key).stem if self.session.model_key else None
+        if open_slide_window(path, model, None, self.scheduler.cache) is None:
+            self.session.notify(Path(path), "cannot be opened as a slide")
+
+    def state_pixel_size(self) -> None:
+        """Image > Pixel size…: the user says how large the current image's pixels are."""
+        from PySide6.QtWidgets import QInputDialog
+
+        entry = self.session.current()
+        if entry is None:
+            return
+        if entry.pixel_size.mpp:
+            QMessageBox.information(self, "Pixel size", f"{entry.name} says its pixels are "
+                                    f"{entry.pixel_size.text().replace('um/px', 'µm/px')}.")
+            return
+        current = self.session.pixel_size(entry).mpp or 0.25
+        mpp, ok = QInputDialog.getDouble(self, "Pixel size", f"Microns per pixel of the images in "
+                                         f"{entry.path.parent.name}/ (0.25 at 40x, 0.5 at 20x):",
+                                         current, 0.05, 20.0, 4)
+        if ok:
+            self.session.state_pixel_size(entry, mpp, folder=True)
+            self.settings.pixel_sizes = self.session.stated_mpp
 
     def ask_for_card(self, key: str) -> None:
         dialog = CardDialog(Path(key), self)
@@ -431,9 +465,10 @@ class MainWindow(QMainWindow):
             self.settings.recent = [p for p in self.settings.recent if p != path]
 
     def open_files_dialog(self) -> None:
-        pattern = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
-        files, _ = QFileDialog.getOpenFileNames(self, "Open images or models", self.settings.last_folder,
-                                                f"Images and models ({pattern} *.keras *.onnx);;All files (*)")
+        pattern = " ".join(f"*{s}" for s in dict.fromkeys(IMAGE_SUFFIXES + SLIDE_SUFFIXES))
+        files, _ = QFileDialog.getOpenFileNames(self, "Open images, slides or models", self.settings.last_folder,
+                                                f"Images, slides and models ({pattern} *.keras *.onnx);;"
+                                                "All files (*)")
         if files:
             self.open_paths(files)
 
@@ -585,6 +620,7 @@ class MainWindow(QMainWindow):
         layers = s.layers(entry)
         for view, model, other in pairs:
             view.set_title(describe.view_title(s, entry, model, side_by_side))
+            view.set_mpp(s.pixel_size(entry).mpp if entry is not None else None)
             if entry is None or not entry.loaded:
                 view.set_overlay(None)
                 view.set_probability(None)

@@ -41,6 +41,10 @@ def build_menus(window) -> dict[str, QAction]:
 
     pick_truth = QAction(qta.icon("mdi6.shape-outline"), "Choose ground truth…", window)
     pick_truth.triggered.connect(window.choose_truth_dialog)
+    pixel_size = QAction(qta.icon("mdi6.ruler"), "Pixel size…", window)
+    pixel_size.setToolTip("Say how many microns a pixel of these images is, where the files do not say")
+    pixel_size.triggered.connect(window.state_pixel_size)
+    actions["pixel_size"] = pixel_size
     add_model = QAction(qta.icon("mdi6.brain"), "Add model file…", window)
     add_model.triggered.connect(window.add_model_dialog)
     quit_action = QAction("Quit", window)
@@ -70,7 +74,7 @@ def build_menus(window) -> dict[str, QAction]:
         file_menu.addAction(a)
     recent = file_menu.addMenu("Open recent")
     recent.aboutToShow.connect(lambda: _fill_recent(recent, window))
-    for a in (pick_truth, add_model):
+    for a in (pick_truth, pixel_size, add_model):
         file_menu.addAction(a)
     file_menu.addSeparator()
     file_menu.addAction(export)

@@ -62,6 +62,15 @@ class Settings:
         self.q.setValue("recent", json.dumps(list(dict.fromkeys(value))[:RECENT]))
 
     @property
+    def pixel_sizes(self) -> dict[str, float]:
+        """Microns per pixel the user stated, by image file or folder."""
+        return self._get("pixel_sizes", {}, _pixel_sizes)
+
+    @pixel_sizes.setter
+    def pixel_sizes(self, value: dict[str, float]) -> None:
+        self.q.setValue("pixel_sizes", json.dumps(dict(value)))
+
+    @property
     def model(self) -> str:
         return self._get("model", "")
 
@@ -110,6 +119,15 @@ def _string_list(value) -> list[str]:
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
         raise ValueError("not a list of file names")
     return items
+
+
+def _pixel_sizes(value) -> dict[str, float]:
+    from paipviewer.core.magnification import plausible
+
+    items = json.loads(value)
+    if not isinstance(items, dict) or not all(isinstance(k, str) and plausible(v) for k, v in items.items()):
+        raise ValueError("not a table of microns per pixel")
+    return {k: float(v) for k, v in items.items()}
 
 
 def _fraction(value) -> float:

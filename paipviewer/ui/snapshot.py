@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter
 
 from paipviewer.viewer import describe
 from paipviewer.viewer.layers import LEGEND_TEXT, PALETTE, legend, overlay_image, probability_colours
+from paipviewer.viewer.pyramid import scale_bar_length
 from paipviewer.viewer.session import Session
 
 GAP = 8
@@ -28,6 +29,21 @@ def _qimage(rgb: np.ndarray) -> QImage:
     rgb = np.ascontiguousarray(rgb)
     h, w = rgb.shape[:2]
     return QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy()
+
+
+def _scale_bar(painter: QPainter, panel: QRect, mpp: float, scale: float) -> None:
+    """A round length in microns at the panel's bottom right, white on a dark backing."""
+    pixels, label = scale_bar_length(mpp, scale, max(40.0, panel.width() / 6))
+    length = round(pixels * scale)
+    metrics = QFontMetrics(painter.font())
+    pad, bar = 6, max(4, painter.font().pixelSize() // 3)
+    box_w = max(length, metrics.horizontalAdvance(label)) + 2 * pad
+    box_h = metrics.height() + bar + 3 * pad
+    box = QRect(panel.right() - box_w - 8, panel.bottom() - box_h - 8, box_w, box_h)
+    painter.fillRect(box, QColor(0, 0, 0, 160))
+    painter.setPen(QColor("white"))
+    painter.drawText(QRect(box.x(), box.y() + pad, box_w, metrics.height()), Qt.AlignHCenter, label)
+    painter.fillRect(box.right() - pad - length, box.bottom() - pad - bar, length, bar, QColor("white"))
 
 
 def render_figure(session: Session, opacity: float, scale: float = 1.0) -> QImage:
@@ -50,6 +66,7 @@ def render_figure(session: Session, opacity: float, scale: float = 1.0) -> QImag
     metrics = QFontMetrics(font)
     line = int(font.pixelSize() * 1.5)
     layers = session.layers(entry)
+    mpp = session.pixel_size(entry).mpp
     has = {"pred": session.model_key in entry.results, "truth": entry.truth is not None, "other": side_by_side,
            "objects": session.object_codes(entry, session.model_key) is not None}
     keys = legend(layers, has)
@@ -71,6 +88,9 @@ def render_figure(session: Session, opacity: float, scale: float = 1.0) -> QImag
         x = i * (w + GAP)
         painter.drawText(QRect(x, 0, w, title_h), wrap, title)
         painter.drawImage(x, title_h, _qimage(pixels))
+        if mpp:
+            _scale_bar(painter, QRect(x, title_h, w, h), mpp, scale)
+        painter.setPen(QColor("black"))
     y = title_h + h + GAP
     column = width // columns
     for i, key in enumerate(keys):

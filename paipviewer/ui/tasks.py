@@ -164,14 +164,16 @@ class Scheduler(QObject):
         if job.kind == "load":
             return lambda **kw: jobs.load_image(entry.key, entry.path, entry.mask_path, **kw)
         if job.kind == "run":
-            return lambda **kw: jobs.run_on(cache, entry.key, job.model_key, entry.image, **kw)
+            size = s.pixel_size(entry)
+            return lambda **kw: jobs.run_on(cache, entry.key, job.model_key, entry.image, size, **kw)
         if job.kind == "objects":
             result, labels = entry.results[job.model_key], entry.truth_labels
             settings = s.object_settings(job.model_key)
             return lambda **kw: jobs.assess_objects(entry.key, job.model_key, result, labels, job.threshold,
                                                     settings, **kw)
+        size, stated = entry.pixel_size, s.pixel_size(entry)
         return lambda **kw: jobs.score(cache, entry.key, job.model_key, (entry.path, entry.mask_path),
-                                       entry.image, **kw)
+                                       entry.image, size, stated, **kw)
 
     def _current(self, task: Task) -> bool:
         job = task.tag

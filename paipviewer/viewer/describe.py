@@ -82,7 +82,7 @@ METRIC_ROWS = (("Jaccard", "jaccard"), ("Dice", "dice"), ("Precision", "precisio
                ("Nuclei / true", "nuclei"), ("Detection F1", "det_f1"),
                ("AJI", "aji"), ("PQ", "pq"), ("Nuclear area", "area"),
                ("Load (s)", "model_load"), ("Inference (s)", "inference"), ("Total (s)", "total"),
-               ("Runs on", "runtime"))
+               ("Runs on", "runtime"), ("Pixel size", "pixel_size"), ("Magnification", "scale"))
 
 
 PENDING = "…"  # a figure being computed off the UI thread
@@ -118,7 +118,20 @@ def metric_column(session: Session, entry: ImageEntry | None, model: str) -> dic
     for key, value in result.prediction.timing.items():
         out[key] = f"{value:.2f}"
     out["runtime"] = result.runtime
+    out["pixel_size"] = session.pixel_size(entry).text().replace("um/px", "µm/px")
+    out["scale"] = scale_text(result.scale)
     return out
+
+
+def scale_text(scale) -> str:
+    """How the image met the model's pixel size, in a few words; the tooltip has the long form."""
+    if scale is None or scale.model_mpp is None:
+        return "as is (model's size not recorded)"
+    if scale.image.mpp is None:
+        return f"as is (size unknown; {scale.model_mpp:g} µm/px assumed)"
+    if scale.resampled:
+        return f"resampled ×{scale.factor:.3g} to {scale.model_mpp:g} µm/px"
+    return "as is (handling off)" if not scale.enabled else "at the model's scale"
 
 
 def object_cells(session: Session, entry: ImageEntry, model: str) -> dict[str, str]:

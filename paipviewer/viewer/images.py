@@ -12,6 +12,7 @@ from paipviewer.core.datasets import MASK_SUFFIXES, DatasetError, discover, find
 from paipviewer.core.evidence import truth_labels
 from paipviewer.core.imageio import ImageReadError, is_image_path, read_image
 from paipviewer.core.inference import Prediction
+from paipviewer.core.magnification import UNKNOWN, PixelSize, Scale
 from paipviewer.core.modelfile import MODEL_SUFFIXES
 
 
@@ -21,6 +22,7 @@ class Result:
     prediction: Prediction
     levels: np.ndarray  # uint8, paipviewer.core.scoring.levels_of(prediction.probability)
     runtime: str = ""   # what ran the model: "ONNX Runtime", "OpenVINO bf16", "Keras"
+    scale: Scale | None = None  # how the image was fed to the model (resampled to its pixel size or not)
 
     @property
     def model_load_seconds(self) -> float:
@@ -39,6 +41,7 @@ class ImageEntry:
     results: dict[str, Result] = field(default_factory=dict)  # by model key
     failures: dict[str, str] = field(default_factory=dict)   # by model key: that model failed on this image
     derived: dict = field(default_factory=dict)  # figures computed from the above, dropped when it changes
+    pixel_size: PixelSize = UNKNOWN  # what the file (or its data sheet) says; the user may state it
 
     @property
     def key(self) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 
 from paipviewer.core.evidence import Assessment
 from paipviewer.core.inference import Cancelled, InferenceError
+from paipviewer.core.magnification import UNKNOWN, PixelSize
 from paipviewer.core.modelfile import ModelCard, ModelFileError
 from paipviewer.core.quiet import native_chatter_filtered
 
@@ -30,6 +31,7 @@ class ImageLoaded:
     mask_error: str | None
     labels: np.ndarray | None = None  # the ground-truth nuclei (int32); truth is labels > 0
     nuclei_true: int | None = None    # how many there are (counted here, off the UI thread)
+    pixel_size: PixelSize = UNKNOWN   # from the file or its data sheet
 
 
 @dataclass(frozen=True)
@@ -110,45 +112,58 @@ class ModelCache:
         return loaded, time.perf_counter() - t0
 
 
-def run_model(cache: ModelCache, model_key: str, image: np.ndarray, *, progress, cancelled) -> Result:
-    """Load (once) and run a model over an image."""
-    from paipviewer.core.inference import predict_image
+def run_model(cache: ModelCache, model_key: str, image: np.ndarray, pixel_size: PixelSize = UNKNOWN,
+              rescale: bool = True, *, progress, cancelled) -> Result:
+    """Load (once) and run a model over an image, at the model's pixel size where the image's is known
+    and differs (see :mod:`paipviewer.core.magnification`)."""
+    from paipviewer.core.magnification import plan_scale, predict_at_scale
     from paipviewer.core.scoring import levels_of
 
     with cache.lock(model_key):
         if cancelled():
             raise Cancelled()
         loaded, load_seconds = cache.get(model_key)
+        scale = plan_scale(pixel_size, loaded.card.mpp, rescale)
         try:
-            prediction = predict_image(loaded.model, image, loaded.card.equalize,
-                                       progress=progress, cancelled=cancelled)
+            prediction = predict_at_scale(loaded.model, image, loaded.card.equalize, scale,
+                                          progress=progress, cancelled=cancelled)
         except Cancelled:
             raise
         except Exception as exc:
             raise InferenceError(f"{loaded.card.label} failed on this image: {message(exc)}") from exc
     prediction.timing["model_load"] = load_seconds
-    return Result(prediction, levels_of(prediction.probability), loaded.runtime)
+    return Result(prediction, levels_of(prediction.probability), loaded.runtime, scale)
 
 
 def load_image(key: str, image_path: Path, mask_path: Path | None, *, progress, cancelled) -> ImageLoaded:
     """Read an image and its ground-truth nuclei (a large file can take seconds)."""
+    from paipviewer.core.magnification import image_pixel_size
+
     image, labels, error = load_image_and_nuclei(image_path, mask_path)
     return ImageLoaded(key, image, None if labels is None else labels > 0, error, labels,
-                       None if labels is None else count_labels(labels))
+                       None if labels is None else count_labels(labels), image_pixel_size(image_path))
 
 
-def run_on(cache: ModelCache, key: str, model_key: str, image: np.ndarray, *, progress, cancelled) -> ModelRan:
-    return ModelRan(key, model_key, run_model(cache, model_key, image, progress=progress, cancelled=cancelled))
+def run_on(cache: ModelCache, key: str, model_key: str, image: np.ndarray, pixel_size: PixelSize = UNKNOWN,
+           rescale: bool = True, *, progress, cancelled) -> ModelRan:
+    return ModelRan(key, model_key, run_model(cache, model_key, image, pixel_size, rescale,
+                                              progress=progress, cancelled=cancelled))
 
 
-def score(cache: ModelCache, key: str, model_key: str, paths: tuple, image: np.ndarray | None, *,
+def score(cache: ModelCache, key: str, model_key: str, paths: tuple, image: np.ndarray | None,
+          pixel_size: PixelSize = UNKNOWN, stated: PixelSize = UNKNOWN, rescale: bool = True, *,
           progress, cancelled) -> Scored:
-    """Background scoring: an image that may not be loaded yet, then the model."""
+    """Background scoring: an image that may not be loaded yet, then the model. ``pixel_size`` is the
+    image's where known; else the file's once read, else what the user ``stated``."""
     loaded = None
     if image is None:
         loaded = load_image(key, *paths, progress=progress, cancelled=cancelled)
         image = loaded.image
-    return Scored(loaded, run_on(cache, key, model_key, image, progress=progress, cancelled=cancelled))
+        pixel_size = loaded.pixel_size
+    if not pixel_size.mpp:
+        pixel_size = stated
+    return Scored(loaded, run_on(cache, key, model_key, image, pixel_size, rescale,
+                                 progress=progress, cancelled=cancelled))
 
 
 def probe_model(cache: ModelCache, model_key: str, card: ModelCard | None = None, save_card: bool = False, *,

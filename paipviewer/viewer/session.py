@@ -19,6 +19,7 @@ from paipviewer.core.datasets import file_identity
 from paipviewer.core.evidence import Assessment, truth_labels
 from paipviewer.core.imageio import ImageReadError
 from paipviewer.core.inference import InferenceError
+from paipviewer.core.magnification import PixelSize
 from paipviewer.core.modelfile import DEFAULT_THRESHOLD, ModelFileError
 from paipviewer.core.objects import ObjectSettings
 
@@ -74,6 +75,8 @@ class Session:
         self.stopped = False          # the user pressed Stop: nothing runs until asked again
         self.pending_models: list[str] = []  # opened models waiting for their load check
         self.pending_cards: dict[str, tuple] = {}  # key -> (card the user made, save it beside the model)
+        # Microns per pixel the user stated, by image file or folder, for files that do not say.
+        self.stated_mpp: dict[str, float] = {}
 
     # ------------------------------------------------------------------ opening
     def add(self, paths) -> Opened:
@@ -243,6 +246,7 @@ class Session:
         if entry is None:
             return
         entry.image, entry.truth, entry.mask_error = value.image, value.truth, value.mask_error
+        entry.pixel_size = value.pixel_size
         labels = value.labels
         if labels is None and value.truth is not None:
             labels = labels_of_mask(value.truth)
@@ -405,6 +409,33 @@ class Session:
         if counts is None:
             return None
         return counts.predicted(k) if k is not None else int(np.count_nonzero(self.mask(entry, model)))
+
+    def pixel_size(self, entry: ImageEntry) -> PixelSize:
+        """The image's microns per pixel: its file's (or data sheet's), else what the user stated for it
+        or its folder, else unknown (the model's scale is assumed)."""
+        if entry.pixel_size.mpp:
+            return entry.pixel_size
+        for key in (str(entry.path), str(entry.path.parent)):
+            if key in self.stated_mpp:
+                return PixelSize(self.stated_mpp[key], "stated")
+        return entry.pixel_size
+
+    def state_pixel_size(self, entry: ImageEntry, mpp: float | None, folder: bool = False) -> list[ImageEntry]:
+        """The user says how large ``entry``'s pixels are (for its whole folder with ``folder``; None
+        forgets it). Images whose file gives no size are run again at the new scale; returns them."""
+        key = str(entry.path.parent if folder else entry.path)
+        if mpp is None:
+            self.stated_mpp.pop(key, None)
+        else:
+            self.stated_mpp[key] = float(mpp)
+        changed = [e for e in self.entries if not e.pixel_size.mpp
+                   and (e is entry or (folder and e.path.parent == entry.path.parent))]
+        for e in changed:
+            e.results.clear()
+            e.failures.clear()
+            e.derived.clear()
+            self.events.emit(ev.ENTRY, e.key)
+        return changed
 
     def object_settings(self, model: str) -> ObjectSettings:
         """How a model's mask is split into nuclei: its card's ``objects`` field, else the defaults."""
