@@ -68,11 +68,12 @@ def test_a_tagged_20x_image_runs_at_the_models_40x(halved, cache):
     result = load_and_run(s, tagged, cache)
     assert tagged.pixel_size.mpp == pytest.approx(0.5) and result.scale.factor == pytest.approx(2.0)
     column = describe.metric_column(s, tagged, s.model_key)
-    assert column["scale"] == "resampled ×2 to 0.25 µm/px" and column["pixel_size"].startswith("0.5 µm/px")
+    assert column["scale"] == "×2 to 0.25 µm/px" and column["pixel_size"].startswith("0.5 µm/px")
     plain = next(e for e in s.entries if e.name == "plain.png")
     as_is = load_and_run(s, plain, cache)
     assert as_is.scale.factor == 1.0
-    assert "size unknown" in describe.metric_column(s, plain, s.model_key)["scale"]
+    assert describe.metric_column(s, plain, s.model_key)["scale"] == "as is"
+    assert describe.metric_column(s, plain, s.model_key)["pixel_size"] == "unknown"
     # the same pixels: resampled, the model finds the nuclei better (0.80 against 0.75 measured)
     dice = [confusion(r.prediction.probability >= 0.35, e.truth).dice for r, e in ((result, tagged), (as_is, plain))]
     assert dice[0] > dice[1] + 0.02

@@ -124,14 +124,14 @@ def metric_column(session: Session, entry: ImageEntry | None, model: str) -> dic
 
 
 def scale_text(scale) -> str:
-    """How the image met the model's pixel size, in a few words; the tooltip has the long form."""
+    """How the image met the model's pixel size, in the few words a metrics cell holds."""
     if scale is None or scale.model_mpp is None:
-        return "as is (model's size not recorded)"
+        return "as is"
     if scale.image.mpp is None:
-        return f"as is (size unknown; {scale.model_mpp:g} µm/px assumed)"
+        return "as is"  # the pixel size row says "unknown"
     if scale.resampled:
-        return f"resampled ×{scale.factor:.3g} to {scale.model_mpp:g} µm/px"
-    return "as is (handling off)" if not scale.enabled else "at the model's scale"
+        return f"×{scale.factor:.3g} to {scale.model_mpp:g} µm/px"
+    return "as is (handling off)" if not scale.enabled else "at the model's"
 
 
 def object_cells(session: Session, entry: ImageEntry, model: str) -> dict[str, str]:
