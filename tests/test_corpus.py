@@ -362,15 +362,11 @@ def test_snapshot_of_a_bad_image_says_why(name, case, tmp_path):
     assert re.search(f"paipviewer: cannot snapshot {re.escape(case.path.name)}: {case.message}", done.stderr)
 
 
-@pytest.mark.xfail(strict=True, reason="paipviewer/ui/main_window.py open_paths: Path.resolve() raises "
-                   "RuntimeError on a symlink loop (Python < 3.13); reported, not ours to edit")
 def test_snapshot_with_a_symlink_loop_beside_a_good_tile(cases, tmp_path):
     done = snapshot(tmp_path, cases["symlink_loop.png"].path, GOOD_TILE, "--model", "elunet_8_5")
     assert done.returncode == 0 and (tmp_path / "fig.png").is_file()
 
 
-@pytest.mark.xfail(strict=True, reason="paipviewer/ui/app.py _snapshot: a --model that fails to load is "
-                   "replaced by the default model in silence and the figure written (exit 0); reported")
 def test_snapshot_with_a_broken_model_says_so(cases, tmp_path):
     bomb = cases["model_zip_bomb.keras"]
     done = snapshot(tmp_path, GOOD_TILE, "--model", bomb.path)

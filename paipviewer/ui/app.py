@@ -51,6 +51,7 @@ def build_window(paths, model: str | None = None, compare: str | None = None, mo
         saved = catalog.find(window.settings.model)
         default = saved if saved and saved.card else catalog.default()
         chosen = default.key if default else ""
+    window.requested_model = chosen if model else ""
     window.session.set_model(chosen)
     if compare:
         window.session.set_compare(resolve_model(window, compare))
@@ -152,7 +153,25 @@ def _snapshot(app, window: MainWindow, paths, out: Path, scale: float) -> int:
         return 2
     status = {"code": 1}
 
+    def model_replaced() -> str | None:
+        """Why the model asked for on the command line is not the one that ran, if it is not."""
+        requested = getattr(window, "requested_model", "")
+        if not requested or session.model_key == requested:
+            return None
+        name = Path(requested).name
+        said = [n.message for n in session.notices if n.source in (name, Path(requested).stem)]
+        info = session.catalog.find(requested)
+        return said[-1] if said else (info.error if info and info.error else "it could not be loaded")
+
     def save() -> None:
+        replaced = model_replaced()
+        if replaced is not None:
+            print(f"paipviewer: model {Path(window.requested_model).name} cannot be used: "
+                  f"{replaced.removeprefix(Path(window.requested_model).name + ': ')}", file=sys.stderr)
+            status["code"] = 2
+            window.close()
+            app.quit()
+            return
         entry = session.current()
         if entry is None or entry.error or not entry.loaded:
             reason = entry.error if entry is not None else "no image"

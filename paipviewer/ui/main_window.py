@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import os
 from pathlib import Path
 
 import qtawesome as qta
@@ -249,7 +250,8 @@ class MainWindow(QMainWindow):
         opened = self.session.add([Path(p) for p in paths])
         if opened.images:
             self.settings.last_folder = str(Path(opened.images[0].path).parent)
-            self.settings.recent = [str(Path(p).resolve()) for p in paths] + self.settings.recent
+            # absolute, not resolve(): a symlink loop among the paths must not stop the others opening
+            self.settings.recent = [os.path.abspath(p) for p in paths] + self.settings.recent
         for key in opened.needs_card:
             self.ask_for_card(key)
         self.opened.emit(len(opened.images), len(opened.failures))
