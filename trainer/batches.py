@@ -11,7 +11,7 @@ import numpy as np
 
 from paipviewer.core.preprocess import to_float
 
-from .augment import augment_pair
+from .augment import augment_pair, random_scale, stain_jitter
 
 
 class TileBatches(keras.utils.PyDataset):
@@ -23,12 +23,14 @@ class TileBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch: int, *, shuffle: bool, seed: int,
-                 steps: int | None = None, augment: bool = False, epoch: int = 0):
+                 steps: int | None = None, augment: bool = False, epoch: int = 0, stain: bool = False,
+                 scale: bool = False):
         super().__init__()
         if len(x) != len(y) or not len(x):
             raise ValueError(f"need as many masks as tiles, and at least one: {len(x)} tiles, {len(y)} masks")
         self.x, self.y, self.batch = x, y, batch
         self.shuffle, self.seed, self.steps, self.augment = shuffle, seed, steps, augment
+        self.stain, self.scale = stain, scale
         self.epoch = epoch  # a resumed run starts where it stopped, so its batches are the ones it would have had
         self._order = (None, None)
 
@@ -60,6 +62,12 @@ class TileBatches(keras.utils.PyDataset):
             i = self.tile_index(pass_, position)
             image = to_float(np.asarray(self.x[i]))
             mask = np.asarray(self.y[i], dtype=np.float32)[..., None]
+            # Each augmentation draws from its own stream, so turning one on or off leaves the others' draws
+            # (and a run without any) exactly as they were: on/off comparisons differ in that one thing.
+            if self.scale:
+                image, mask = random_scale(image, mask, np.random.default_rng((self.seed, pass_, position, 1)))
+            if self.stain:
+                image = stain_jitter(image, np.random.default_rng((self.seed, pass_, position, 2)))
             if self.augment:
                 image, mask = augment_pair(image, mask, np.random.default_rng((self.seed, pass_, position)))
             images.append(image)

@@ -90,7 +90,8 @@ def _fit_settings(args, architecture, filters, depth):
                        max_minutes=args.max_minutes, steps_per_epoch=args.steps_per_epoch,
                        init_from=str(args.init_from) if getattr(args, "init_from", None) else None,
                        tune_threshold=args.tune_threshold, lr_plateau=args.lr_plateau,
-                       augment=args.augment)
+                       augment=args.augment, stain_augment=args.stain_augment,
+                       scale_augment=args.scale_augment)
 
 
 def cmd_fit(args) -> int:
@@ -179,6 +180,12 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
                    help="halve the learning rate after this many epochs without improvement (default: off, as the study)")
     p.add_argument("--augment", action="store_true",
                    help="random quarter turns and a mild colour jitter on training tiles (default: off, as the study)")
+    p.add_argument("--stain-augment", action="store_true",
+                   help="recipe v2 candidate: jitter haematoxylin and eosin in HED colour-deconvolution space "
+                        "(default: off)")
+    p.add_argument("--scale-augment", action="store_true",
+                   help="recipe v2 candidate: rescale training tiles by a random factor in 0.8..1.25 about the "
+                        "training magnification, cropped or mirrored back to the tile size (default: off)")
     p.add_argument("--steps-per-epoch", type=AT_LEAST_1, default=None, help="batches per epoch (default: all tiles)")
     p.add_argument("--max-minutes", type=POSITIVE, default=None, help="stop after this many minutes, keeping the best")
     p.add_argument("--bf16", action="store_true", help="mixed bfloat16 training: fast on GPUs and on CPUs with native bf16 (AVX-512 BF16 "

@@ -22,6 +22,7 @@ from paipviewer.core.cpu import native_bf16
 from paipviewer.core.modelfile import DEFAULT_THRESHOLD, ModelCard, card_path, load_model, save_model
 from paipviewer.core.scoring import tile_scores, tune_threshold
 
+from .augment import recipe_v2_settings
 from .checkpoint import CheckpointError, TrainingState, check_state_choice, load_state, save_state, state_path
 from paipviewer.core.outputs import check_new_files, check_writable_folder
 from .prepare import load_prepared, read_manifest
@@ -49,6 +50,8 @@ class FitSettings:
     tune_threshold: bool = False
     lr_plateau: int | None = None
     augment: bool = False
+    stain_augment: bool = False  # recipe v2 candidates (trainer/augment.py), off by default
+    scale_augment: bool = False
 
 
 def variant_name(s: FitSettings) -> str:
@@ -193,7 +196,8 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
     xt, yt = load_prepared(prepared, "train")
     xv, yv = load_prepared(prepared, "val")
     train = TileBatches(xt, yt, settings.batch_size, shuffle=True, seed=settings.seed,
-                        steps=settings.steps_per_epoch, augment=settings.augment, epoch=first_epoch)
+                        steps=settings.steps_per_epoch, augment=settings.augment, epoch=first_epoch,
+                        stain=settings.stain_augment, scale=settings.scale_augment)
     val = TileBatches(xv, yv, settings.batch_size, shuffle=False, seed=settings.seed) if len(xv) else None
     monitor = "val_loss" if val is not None else "loss"
     clock = _Clock(state.seconds if state is not None else 0.0)
@@ -232,7 +236,9 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
                   "best_epoch": best_epoch, "seconds": round(seconds, 1), "monitor": monitor,
                   "cpu_bf16_native": native_bf16(), "host_cores": os.cpu_count(),
                   "backend": keras.backend.backend(), "device": training_device(),
-                  "continued_from": previous},
+                  "continued_from": previous,
+                  **({"augment_ranges": recipe_v2_settings()}
+                     if settings.stain_augment or settings.scale_augment else {})},
         metrics={"validation": val_scores, **({"threshold_scan_dice": scan} if scan else {})},
     )
     save_model(final, card, outputs.model, overwrite=overwrite, onnx=True)
