@@ -45,6 +45,7 @@ def _checked(convert: Callable[[str], object], ok: Callable[[object], bool], wor
 AT_LEAST_1 = _checked(int, lambda v: v >= 1, "an integer >= 1")
 AT_LEAST_0 = _checked(int, lambda v: v >= 0, "an integer >= 0")
 POSITIVE = _checked(float, lambda v: 0 < v < math.inf, "a number > 0")
+AT_LEAST_0_FLOAT = _checked(float, lambda v: 0 <= v < math.inf, "a number >= 0")
 FRACTION = _checked(float, lambda v: 0 <= v < 1, "a number from 0 up to, not including, 1")
 DEPTH = _checked(int, lambda v: MIN_DEPTH <= v <= MAX_DEPTH, f"an integer from {MIN_DEPTH} to {MAX_DEPTH}")
 MPP = _checked(lambda t: None if t == "any" else float(t), lambda v: v is None or 0 < v < math.inf,
@@ -110,13 +111,24 @@ def cmd_fit(args) -> int:
     return 0
 
 
+GRID_ONLY_OPTIONS = ("--only", "--engine", "--address", "--cpus-per-trial", "--gpus-per-trial")
+
+
 def cmd_grid(args, argv: list[str]) -> int:
-    from .grid import run_grid
+    from .grid import check_engine, run_grid
     from .prepare import prepare
+    check_engine(args.engine)  # before preparing the data, which can take minutes
+    ray_options = (args.address, args.cpus_per_trial, args.gpus_per_trial)
+    if args.engine != "ray" and any(v is not None for v in ray_options):
+        raise ValueError("--address, --cpus-per-trial and --gpus-per-trial are for --engine ray")
     prepare(args.data, _prepare_settings(args), args.cache)  # once, before the variants share the cache
-    passthrough = _without_option(argv[1:], "--only")
+    passthrough = argv[1:]
+    for option in GRID_ONLY_OPTIONS:
+        passthrough = _without_option(passthrough, option)
     status = run_grid(args.out, lambda a, f, d: ["fit", *passthrough, "--arch", a, "--filters", str(f),
-                                                 "--depth", str(d)], args.only)
+                                                 "--depth", str(d)], args.only, engine=args.engine,
+                      address=args.address, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial)
+    print(f"grid: results in {Path(args.out) / 'results.csv'}")
     failed = [v for v, row in status.items() if row["status"] != "done"]
     print(f"grid: {len(status) - len(failed)} done, {len(failed)} not built: {', '.join(failed) or 'none'}")
     return 0
@@ -128,6 +140,8 @@ def _without_option(argv: list[str], option: str) -> list[str]:
     for token in argv:
         if token == option:
             skipping = True
+        elif token.startswith(option + "="):
+            skipping = False
         elif skipping and not token.startswith("--"):
             continue
         else:
@@ -228,6 +242,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit_args(p)
     p.add_argument("--only", nargs="*", default=None, metavar="ARCH_N_L",
                    help="variants to train, e.g. elunet_8_5 unet_32_5 (default: all 18)")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: one variant after another on this machine (default); ray: each variant a Ray Tune "
+                        "trial, side by side as the resources allow (pip install \"paipviewer[grid]\")")
+    p.add_argument("--address", default=None, metavar="HOST:PORT",
+                   help="--engine ray: an existing Ray cluster (default: start a local Ray for the grid); "
+                        "--data, --cache and --out must then be paths every node sees")
+    p.add_argument("--cpus-per-trial", type=POSITIVE, default=None, metavar="N",
+                   help="--engine ray: CPUs reserved for each trial, which is also its training threads (default: "
+                        "with GPUs, a GPU node's CPUs shared among its trials; without, all of a node's)")
+    p.add_argument("--gpus-per-trial", type=AT_LEAST_0_FLOAT, default=None, metavar="N",
+                   help="--engine ray: GPUs for each trial, a fraction to share one (default: 1 if Ray sees a GPU, else 0)")
     p.set_defaults(func=cmd_grid)
 
     p = sub.add_parser("calibrate", help="copy a model with the threshold that maximises validation Dice")
