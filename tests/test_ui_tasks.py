@@ -89,7 +89,7 @@ def test_failures_are_typed_by_what_failed(tmp_path):
             raise RuntimeError("shapes do not broadcast")
 
     cache = jobs.ModelCache()  # a model that loaded, whose predictions fail (a wrong output size, say)
-    cache._models["fails"] = SimpleNamespace(model=Fails(), card=SimpleNamespace(equalize="rgb", label="Odd model"))
+    cache._models["fails"] = SimpleNamespace(model=Fails(), card=SimpleNamespace(equalize="rgb", label="Odd model", mpp=None))
     with pytest.raises(InferenceError, match="Odd model failed on this image: shapes do not broadcast"):
         jobs.run_model(cache, "fails", image, progress=lambda *_: None, cancelled=lambda: False)
 
