@@ -8,9 +8,10 @@ from paipviewer.ui.slide_window import SlideWindow
 
 
 @pytest.fixture()
-def window(qtbot, cache):
+def window(qtbot, cache, tmp_path, monkeypatch):
     from conftest import _data
 
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # runs resume from the cache: start clean
     w = SlideWindow(_data("slides") / "mosaic_20x.svs", model="elunet_8_5", cache=cache)
     qtbot.addWidget(w)
     w.resize(1366, 768)
@@ -50,3 +51,19 @@ def test_a_run_on_the_view_overlays_it_block_by_block(window, qtbot):
     inside = result.prediction.probability[y:y + h, x:x + w]
     assert inside.max() > 200  # nuclei were found where the user looked
     assert "Scores against the ground truth need the whole slide" in window.scores.text()
+
+
+def test_a_drawn_region_is_what_runs(window, qtbot):
+    window.region_box.setChecked(True)
+    assert window.run_view.text() == "Run on region"
+    window.roi.setPos((300, 400))
+    window.roi.setSize((400, 300))
+    assert window.region() == (300, 400, 400, 300)
+    with qtbot.waitSignal(window.finished, timeout=60000) as done:
+        window.run_view.click()
+    result = done.args[0]
+    assert result.region == (300, 400, 400, 300)
+    prob = result.prediction.probability
+    assert prob[400:700, 300:700].max() > 200 and prob[:350].max() == 0  # only the region was run
+    window.region_box.setChecked(False)
+    assert window.region() is None and window.run_view.text() == "Run on view"

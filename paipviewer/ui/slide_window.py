@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyqtgraph as pg
 import qtawesome as qta
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
@@ -131,6 +132,11 @@ class SlideWindow(QMainWindow):
         self.rescale.toggled.connect(lambda *_: self._describe())
         form.addRow(self.rescale)
         layout.addLayout(form)
+        self.region_box = QCheckBox("Draw a region to run on")
+        self.region_box.setToolTip("A rectangle over the slide you can move and resize; Run then runs on it")
+        self.region_box.toggled.connect(self.show_region)
+        form.addRow(self.region_box)
+        self.roi = None
         buttons = QHBoxLayout()
         self.run_view = QPushButton(qta.icon("mdi6.crop-free"), "Run on view")
         self.run_all = QPushButton(qta.icon("mdi6.play"), "Run on slide")
@@ -138,7 +144,7 @@ class SlideWindow(QMainWindow):
         self.stop.setEnabled(False)
         for b in (self.run_view, self.run_all, self.stop):
             buttons.addWidget(b)
-        self.run_view.clicked.connect(lambda: self.run(self.view.view_rect()))
+        self.run_view.clicked.connect(lambda: self.run(self.region() or self.view.view_rect()))
         self.run_all.clicked.connect(lambda: self.run(None))
         self.stop.clicked.connect(self.cancel)
         layout.addLayout(buttons)
@@ -170,6 +176,29 @@ class SlideWindow(QMainWindow):
             lines.append("Model: " + plan_scale(s.pixel_size, card.mpp, self.rescale.isChecked()).text())
         lines.append(f"Ground truth: {self.truth_path.name}" if self.truth_path else "No ground truth")
         self.info.setText("<br>".join(lines))
+
+    def show_region(self, on: bool) -> None:
+        """A movable, resizable rectangle in the middle of the view (half its size), or none."""
+        if self.roi is not None:
+            self.view.viewbox.removeItem(self.roi)
+            self.roi = None
+        if on:
+            x, y, w, h = self.view.view_rect()
+            self.roi = pg.RectROI((x + w / 4, y + h / 4), (max(w / 2, 64), max(h / 2, 64)),
+                                  pen=pg.mkPen("#ffcc00", width=2), rotatable=False)
+            self.roi.setZValue(10)
+            self.view.viewbox.addItem(self.roi)
+        self.run_view.setText("Run on region" if on else "Run on view")
+
+    def region(self) -> tuple[int, int, int, int] | None:
+        """The drawn rectangle in level-0 pixels, clipped to the slide; None without one."""
+        if self.roi is None:
+            return None
+        (x, y), (w, h) = self.roi.pos(), self.roi.size()
+        sw, sh = self.slide.dimensions
+        x0, y0 = max(0, int(x)), max(0, int(y))
+        x1, y1 = min(sw, int(x + w)), min(sh, int(y + h))
+        return (x0, y0, max(0, x1 - x0), max(0, y1 - y0)) if x1 > x0 and y1 > y0 else None
 
     def _centre_on(self, x: float, y: float) -> None:
         (x0, x1), (y0, y1) = self.view.viewbox.viewRange()
