@@ -111,6 +111,33 @@ def _as_slice(index):
     return index
 
 
+class SampledEqualizer:
+    """The equalisation of an image too large to see whole (a slide), with its statistics taken from
+    sample pixels (the tissue of a thumbnail): ``rgb`` and ``luma`` become the same look-up tables as
+    :class:`WindowPreprocessor` builds, applied to uint8 blocks; ``clahe`` is local by nature and runs
+    on each block; ``none`` leaves the block as it is."""
+
+    def __init__(self, mode: str, sample: np.ndarray):
+        self.mode = check_mode(mode)
+        pixels = np.ascontiguousarray(np.asarray(sample, np.uint8).reshape(-1, 1, 3))
+        if mode == "rgb":
+            self.luts = [equalize_hist_lut(np.bincount(pixels[:, 0, c], minlength=256)) for c in range(3)]
+        elif mode == "luma":
+            y = cv2.cvtColor(pixels, cv2.COLOR_RGB2YCrCb)[:, 0, 0]
+            self.lut = equalize_hist_lut(np.bincount(y, minlength=256))
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        if self.mode == "rgb":
+            return np.dstack([self.luts[c][block[:, :, c]] for c in range(3)])
+        if self.mode == "luma":
+            ycrcb = cv2.cvtColor(block, cv2.COLOR_RGB2YCrCb)
+            ycrcb[:, :, 0] = self.lut[ycrcb[:, :, 0]]
+            return cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB)
+        if self.mode == "clahe":
+            return equalize(block, "clahe")
+        return block
+
+
 class WindowPreprocessor:
     """:func:`preprocess` of a whole image, computed one window at a time.
 

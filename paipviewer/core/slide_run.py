@@ -8,7 +8,7 @@ and GeoJSON.
   probability back (:mod:`.magnification`), so a 20x slide is seen as the 40x the model knows.
 - **Equalisation**: the card's histogram equalisation needs whole-image statistics; for a slide they
   come from the tissue of the thumbnail (``rgb`` and ``luma`` become one look-up table for the whole
-  slide). ``clahe`` is local by nature and runs per block.
+  slide, :class:`.preprocess.SampledEqualizer`). ``clahe`` is local by nature and runs per block.
 - **On disk**: the probability (uint8, 0-255) is a memory-mapped file in the work folder, with a
   record of finished blocks written atomically after each one, so a stopped run resumes where it
   was; the label map (uint32) likewise.
@@ -25,44 +25,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from .atomic import atomic_path, write_text_atomic
-from .inference import Cancelled, predict_image
-from .magnification import Scale, resized
+from .inference import Cancelled
+from .magnification import Scale, predict_at_scale
 from .metrics import Confusion, confusion
 from .objects import ObjectSettings, OverlapCounts, label_nuclei
-from .preprocess import equalize, equalize_hist_lut
+from .preprocess import SampledEqualizer
 from .slides import Slide, blocks, tissue_box, tissue_mask
 
 BLOCK = 1024      # level-0 pixels a side: about one MoNuSeg image at 40x
 MARGIN = 64       # model pixels of context around each block
 THUMBNAIL = 2048  # the tissue map's longest side
-
-
-class SlideEqualizer:
-    """The card's equalisation for a whole slide, from its tissue's histogram (see the module)."""
-
-    def __init__(self, mode: str, tissue_pixels: np.ndarray):
-        self.mode = mode
-        pixels = np.ascontiguousarray(tissue_pixels.reshape(-1, 1, 3))
-        if mode == "rgb":
-            self.luts = [equalize_hist_lut(np.bincount(pixels[:, 0, c], minlength=256)) for c in range(3)]
-        elif mode == "luma":
-            y = cv2.cvtColor(pixels, cv2.COLOR_RGB2YCrCb)[:, 0, 0]
-            self.lut = equalize_hist_lut(np.bincount(y, minlength=256))
-
-    def __call__(self, block: np.ndarray) -> np.ndarray:
-        if self.mode == "rgb":
-            return np.dstack([self.luts[c][block[:, :, c]] for c in range(3)])
-        if self.mode == "luma":
-            ycrcb = cv2.cvtColor(block, cv2.COLOR_RGB2YCrCb)
-            ycrcb[:, :, 0] = self.lut[ycrcb[:, :, 0]]
-            return cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB)
-        if self.mode == "clahe":
-            return equalize(block, "clahe")
-        return block
 
 
 @dataclass
@@ -104,7 +79,7 @@ def predict_slide(model, equalize_mode: str, slide: Slide, scale: Scale, work: P
     width, height = slide.dimensions
     thumb, down = slide.thumbnail(THUMBNAIL)
     tissue = tissue_mask(thumb)
-    equalizer = SlideEqualizer(equalize_mode, thumb[tissue] if tissue.any() else thumb.reshape(-1, 3))
+    equalizer = SampledEqualizer(equalize_mode, thumb[tissue] if tissue.any() else thumb.reshape(-1, 3))
     grid = blocks(width, height, BLOCK, region)
     ident = _identity(slide, model_id, scale, region)
     state_path = work / "state.json"
@@ -127,12 +102,7 @@ def predict_slide(model, equalize_mode: str, slide: Slide, scale: Scale, work: P
         else:
             x, y, w, h = box  # only the block's tissue is read and run; its glass stays 0
             pixels = equalizer(slide.read(x - margin, y - margin, w + 2 * margin, h + 2 * margin))
-            if scale.resampled:
-                pixels = resized(pixels, scale.factor)
-            p = predict_image(model, pixels, "none").probability
-            if scale.resampled:
-                p = cv2.resize(p, (w + 2 * margin, h + 2 * margin), interpolation=cv2.INTER_LINEAR
-                               if scale.factor < 1 else cv2.INTER_AREA)
+            p = predict_at_scale(model, pixels, "none", scale).probability  # equalised already
             prob[y:y + h, x:x + w] = np.clip(np.rint(p[margin:margin + h, margin:margin + w] * 255), 0, 255)
             run += 1
         done.add(block)
