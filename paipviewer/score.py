@@ -208,14 +208,9 @@ def score_slide_file(path: Path, truth_path: Path | None, models: list[ScoreMode
             write_label_pyramid(labels, files["masks"], size.mpp)
             write_text_atomic(files["geojson"], to_text(nucleus_features(labels, boxes, run.probability)))
             write_png_atomic(files["overlays"], slide_overview(slide, run.probability, m.threshold, truth))
-            a = None
-            if truth is not None:
-                scored = score_slide(run.probability, labels, truth, m.threshold)
-                a = Assessment(m.threshold, np.zeros((0, 0), np.int32), scored.pixels, scored.objects)
-            r = row(path.name, m.name, a or Assessment(m.threshold, np.zeros((0, 0), np.int32), None, None),
-                    seconds, size.mpp, scale.factor)
-            r["nuclei_pred"] = len(boxes)
-            rows.append(r)
+            scored = score_slide(run.probability, labels, truth, m.threshold) if truth is not None else None
+            a = Assessment(m.threshold, labels, scored and scored.pixels, scored and scored.objects)
+            rows.append(row(path.name, m.name, a, seconds, size.mpp, scale.factor))
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             log(f"{path.name}, {m.name}: {run.blocks_run} blocks run, {run.blocks_skipped} of glass skipped, "
                 f"{len(boxes):,} nuclei, {seconds:.0f} s; peak memory so far {peak:,.0f} MB")
