@@ -37,6 +37,8 @@ class Item:
     settings: ObjectSettings
     assessment: Assessment | None   # the viewer's own at this threshold, when known
     seconds: float | None
+    mpp: float | None = None        # the image's pixel size as the viewer used it
+    scale: float = 1.0              # the factor the image was resampled by for the model
 
 
 @dataclass
@@ -78,7 +80,8 @@ def plan(session: Session) -> Plan:
                 continue
             items.append(Item(entry.path, entry.image, entry.truth_labels, name, result.prediction.probability,
                               session.threshold(model), session.object_settings(model),
-                              session.assessment(entry, model), result.prediction.timing.get("total")))
+                              session.assessment(entry, model), result.prediction.timing.get("total"),
+                              session.pixel_size(entry).mpp, result.scale.factor if result.scale else 1.0))
     return Plan(items, unscored)
 
 
@@ -92,7 +95,6 @@ def planned_paths(folder: Path, items: list[Item]) -> list[Path]:
 def export(folder: Path, items: list[Item], *, progress, cancelled) -> Exported:
     """Write every item's files and scores.csv into ``folder`` (checked and confirmed by the caller)."""
     from paipviewer.core.atomic import write_text_atomic
-    from paipviewer.core.magnification import image_pixel_size
     from paipviewer.score import write_outputs
 
     folder = Path(folder)
@@ -106,13 +108,11 @@ def export(folder: Path, items: list[Item], *, progress, cancelled) -> Exported:
                 found = assess(item.probability, item.threshold, item.labels, item.settings)
             files = write_outputs(folder, item.model_name, item.image_path, item.image, item.probability, found,
                                   item.labels)
-            mpp = image_pixel_size(item.image_path).mpp
         except Exception as exc:  # this image's files; the others are still written
             done.errors.append((item.image_path, f"{item.model_name}: {_reason(exc)}"))
         else:
             done.files += files.values()
-            # The viewer runs every image as it is (scale 1), whatever its pixel size says.
-            done.rows.append(row(item.image_path.name, item.model_name, found, item.seconds, mpp, 1.0))
+            done.rows.append(row(item.image_path.name, item.model_name, found, item.seconds, item.mpp, item.scale))
         last_of_image = k + 1 == len(items) or items[k + 1].image_path != item.image_path
         if last_of_image and done.rows:
             try:
