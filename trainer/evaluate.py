@@ -40,7 +40,7 @@ from paipviewer.core.atomic import write_text_atomic
 from paipviewer.core.evidence import assess, row as image_row, rows_to_csv as image_rows_to_csv, truth_labels
 from paipviewer.core.imageio import ImageReadError, read_image
 from paipviewer.core.inference import DEFAULT_OVERLAP, predict_tiles
-from paipviewer.core.magnification import PixelSize, image_pixel_size, plan_scale, predict_at_scale
+from paipviewer.core.magnification import image_pixel_size, plan_scale, predict_at_scale
 from paipviewer.core.metrics import mean_score, pooled
 from paipviewer.core.objects import ObjectSettings
 from paipviewer.core.scoring import tile_confusions
@@ -127,7 +127,7 @@ def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=pri
     for s in test:
         image = read_image(s.image)
         t0 = time.perf_counter()
-        size = PixelSize(s.mpp, "sheet") if s.mpp else image_pixel_size(s.image, mpp)
+        size = image_pixel_size(s.image, mpp)
         scale = plan_scale(size, card.mpp)
         pred = predict_at_scale(model, image, card.equalize, scale, overlap=DEFAULT_OVERLAP, batch=8)
         seconds = time.perf_counter() - t0

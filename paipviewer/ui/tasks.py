@@ -171,9 +171,9 @@ class Scheduler(QObject):
             settings = s.object_settings(job.model_key)
             return lambda **kw: jobs.assess_objects(entry.key, job.model_key, result, labels, job.threshold,
                                                     settings, **kw)
-        size, stated = entry.pixel_size, s.pixel_size(entry)
+        size = s.pixel_size(entry)
         return lambda **kw: jobs.score(cache, entry.key, job.model_key, (entry.path, entry.mask_path),
-                                       entry.image, size, stated, **kw)
+                                       entry.image, size, **kw)
 
     def _current(self, task: Task) -> bool:
         job = task.tag

@@ -151,17 +151,15 @@ def run_on(cache: ModelCache, key: str, model_key: str, image: np.ndarray, pixel
 
 
 def score(cache: ModelCache, key: str, model_key: str, paths: tuple, image: np.ndarray | None,
-          pixel_size: PixelSize = UNKNOWN, stated: PixelSize = UNKNOWN, rescale: bool = True, *,
-          progress, cancelled) -> Scored:
+          pixel_size: PixelSize = UNKNOWN, rescale: bool = True, *, progress, cancelled) -> Scored:
     """Background scoring: an image that may not be loaded yet, then the model. ``pixel_size`` is the
-    image's where known; else the file's once read, else what the user ``stated``."""
+    session's for the image; an image read here may turn out to carry its own, which wins."""
     loaded = None
     if image is None:
         loaded = load_image(key, *paths, progress=progress, cancelled=cancelled)
         image = loaded.image
-        pixel_size = loaded.pixel_size
-    if not pixel_size.mpp:
-        pixel_size = stated
+        if loaded.pixel_size.mpp:
+            pixel_size = loaded.pixel_size
     return Scored(loaded, run_on(cache, key, model_key, image, pixel_size, rescale,
                                  progress=progress, cancelled=cancelled))
 
