@@ -6,7 +6,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
@@ -124,8 +124,8 @@ def open_slide_window(path, model=None, models_dir=None, cache=None):
     except SlideError as exc:
         print(f"paipviewer: {exc}", file=sys.stderr)
         return None
-    w.setAttribute(Qt.WA_DeleteOnClose, False)
-    _SLIDE_WINDOWS.append(w)  # owned here: a window with no parent is collected when unreferenced
+    # Owned here (a window without a parent is collected when unreferenced); closed ones are let go.
+    _SLIDE_WINDOWS[:] = [x for x in _SLIDE_WINDOWS if x.isVisible()] + [w]
     w.show()
     return w
 

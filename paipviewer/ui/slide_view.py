@@ -22,7 +22,7 @@ BACKDROP_SIDE = 2048
 
 
 class _TileSignals(QObject):
-    loaded = Signal(object, object, int)  # TileKey, RGB array, generation
+    loaded = Signal(object, object)  # TileSpec, RGB array
 
 
 class SlideView(pg.GraphicsLayoutWidget):
@@ -51,13 +51,11 @@ class SlideView(pg.GraphicsLayoutWidget):
         self._signals.loaded.connect(self._tile_loaded)
         # Python threads, as the task layer's; two reads at a time keep the disk and one core busy.
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="paipviewer-tiles")
-        self._generation = 0
         self._wanted: set[TileKey] = set()
         self._lock = threading.Lock()
         self._timer = QTimer(self, singleShot=True, interval=SETTLE_MS)
         self._timer.timeout.connect(self.refresh)
         self.viewbox.sigRangeChanged.connect(lambda *_: self._timer.start())
-        self.reads = 0  # tiles read from the slide: what the tests count
         self._closed = False
 
     # ------------------------------------------------------------------ content
@@ -111,9 +109,7 @@ class SlideView(pg.GraphicsLayoutWidget):
         specs = tiles_for_view(self.slide.level_dimensions, self.slide.level_downsamples, rect, self.zoom())
         wanted = {s.key for s in specs}
         with self._lock:
-            self._generation += 1
             self._wanted = wanted
-            generation = self._generation
         for key in [k for k in self.items if k not in wanted]:
             self._remove(key)
         for spec in specs:
@@ -121,17 +117,16 @@ class SlideView(pg.GraphicsLayoutWidget):
             if tile is not None:
                 self._show(spec, tile)
             elif spec.key not in self.items:
-                self._executor.submit(self._read, spec, generation)
+                self._executor.submit(self._read, spec)
 
-    def _read(self, spec: TileSpec, generation: int) -> None:
+    def _read(self, spec: TileSpec) -> None:
         with self._lock:
             if self._closed or spec.key not in self._wanted:  # the view moved on before this tile's turn
                 return
         pixels = self.slide.read(spec.x, spec.y, spec.width, spec.height, spec.key.level)
-        self.reads += 1
-        self._signals.loaded.emit(spec, pixels, generation)
+        self._signals.loaded.emit(spec, pixels)
 
-    def _tile_loaded(self, spec: TileSpec, pixels: np.ndarray, generation: int) -> None:
+    def _tile_loaded(self, spec: TileSpec, pixels: np.ndarray) -> None:
         for key in self.cache.put(spec.key, pixels):
             self._remove(key)
         if spec.key in self._wanted:
@@ -142,7 +137,7 @@ class SlideView(pg.GraphicsLayoutWidget):
         item = self.items.get(spec.key)
         if item is None:
             item = pg.ImageItem(axisOrder="row-major")
-            item.setZValue(1 + spec.key.level * 0)  # every level above the backdrop
+            item.setZValue(1)  # above the backdrop
             self.viewbox.addItem(item)
             self.items[spec.key] = item
             item.setImage(pixels, levels=(0, 255), autoLevels=False)

@@ -296,6 +296,7 @@ class SlideWindow(QMainWindow):
         self.cancel()
         self.pool.wait(5.0)
         self.view.shutdown()
+        self.view.clear_tiles()
         self.pool.shutdown()
         self.slide.close()
         super().closeEvent(event)
