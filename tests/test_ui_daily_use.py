@@ -13,7 +13,7 @@ import pytest
 
 from paipviewer.core.metrics import confusion
 from paipviewer.core.modelfile import card_path
-from paipviewer.core.objects import count_nuclei
+from paipviewer.core.objects import label_nuclei
 from paipviewer.ui.app import build_window
 from paipviewer.ui.settings import Settings
 from paipviewer.viewer import jobs
@@ -50,15 +50,15 @@ def test_an_image_without_ground_truth_shows_the_prediction_and_counts_nuclei(qt
     assert mask.any() and entry.truth is None
     assert (overlay[..., 3] > 0).any() and (overlay[overlay[..., 3] > 0, :3] == PALETTE["prediction"]).all()
     assert w.layers_panel.legend_keys() == ["prediction"]
-    assert w.metrics_panel.value(0, "nuclei") == f"{count_nuclei(mask):,}"
+    assert w.metrics_panel.value(0, "nuclei") == f"{int(label_nuclei(mask).max()):,}"
     assert f"({int(mask.sum()):,} px)" in w.metrics_panel.value(0, "area")
     assert "no ground truth" in w.metrics_panel.value(0, "jaccard")
     assert "1/1 images scored" in w.metrics_panel.summary.text()
     w.layers_panel.threshold.setValue(60)  # while dragging the count waits; once the slider rests it follows
     prob = entry.results[w.model_key].prediction.probability
-    assert w.metrics_panel.value(0, "nuclei") in ("…", f"{count_nuclei(prob >= 0.6):,}")
-    qtbot.waitUntil(lambda: w.metrics_panel.value(0, "nuclei") == f"{count_nuclei(prob >= 0.6):,}", timeout=2000)
-    assert f"{count_nuclei(prob >= 0.6):,} nuclei" in w.view.title.text
+    assert w.metrics_panel.value(0, "nuclei") in ("…", f"{int(label_nuclei(prob >= 0.6).max()):,}")
+    qtbot.waitUntil(lambda: w.metrics_panel.value(0, "nuclei") == f"{int(label_nuclei(prob >= 0.6).max()):,}", timeout=2000)
+    assert f"{int(label_nuclei(prob >= 0.6).max()):,} nuclei" in w.view.title.text
     w.actions["toggle_probability"].trigger()  # the probability map on one key
     assert w.view.probability_array() is not None
     w.close()

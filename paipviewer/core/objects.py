@@ -54,11 +54,6 @@ class ObjectSettings:
         return asdict(self)
 
 
-def count_nuclei(mask: np.ndarray, settings: ObjectSettings = ObjectSettings()) -> int:
-    """How many nuclei :func:`label_nuclei` finds in a boolean mask."""
-    return int(label_nuclei(mask, settings).max())
-
-
 def label_nuclei(mask: np.ndarray, settings: ObjectSettings = ObjectSettings()) -> np.ndarray:
     """int32 labels 1..N of the nuclei in a boolean mask (0 = background), numbered in raster order."""
     fg = np.asarray(mask, dtype=bool).astype(np.uint8)
