@@ -2,6 +2,7 @@
 the field of view whose overlay lands block by block; scores after a whole-slide run."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from paipviewer.ui.slide_window import SlideWindow
@@ -67,3 +68,28 @@ def test_a_drawn_region_is_what_runs(window, qtbot):
     assert prob[400:700, 300:700].max() > 200 and prob[:350].max() == 0  # only the region was run
     window.region_box.setChecked(False)
     assert window.region() is None and window.run_view.text() == "Run on view"
+
+
+def test_no_misses_are_drawn_where_the_model_did_not_run(window, qtbot):
+    from paipviewer.viewer.layers import PALETTE
+
+    qtbot.waitUntil(lambda: window.truth is not None, timeout=10000)
+    view = window.view
+    view.viewbox.setRange(xRange=(200, 1000), yRange=(200, 800), padding=0)
+    qtbot.waitUntil(lambda: any(k.level == 0 for k in view.items), timeout=5000)
+    window.region_box.setChecked(True)
+    window.roi.setPos((500, 400))
+    window.roi.setSize((300, 200))
+    with qtbot.waitSignal(window.finished, timeout=60000):
+        window.run_view.click()
+    missed = np.array(PALETTE["fn"], np.uint8)
+    inside = outside = 0
+    for key, item in view.overlay_items.items():
+        rgba, rect = item.image, item.mapRectToParent(item.boundingRect())
+        ys, xs = np.nonzero((rgba[..., :3] == missed).all(axis=2) & (rgba[..., 3] > 0))
+        px = rect.x() + (xs + 0.5) * rect.width() / rgba.shape[1]
+        py = rect.y() + (ys + 0.5) * rect.height() / rgba.shape[0]
+        hit = (px >= 500) & (px < 800) & (py >= 400) & (py < 600)
+        inside += int(hit.sum())
+        outside += int((~hit).sum())
+    assert inside > 0 and outside == 0

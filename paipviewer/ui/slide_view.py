@@ -44,6 +44,7 @@ class SlideView(pg.GraphicsLayoutWidget):
         self.overlay_items: dict[TileKey, pg.ImageItem] = {}
         self.probability: np.ndarray | None = None   # uint8 level-0 map of the model, or None
         self.truth: np.ndarray | None = None         # level-0 labels, or None
+        self.covered: list[tuple[int, int, int, int]] = []  # level-0 rectangles the model has run on
         self.threshold = 0.5
         self.layers = LayerState.default("plain")
         self.opacity = 0.6
@@ -178,7 +179,10 @@ class SlideView(pg.GraphicsLayoutWidget):
         y1 = min(spec.y + round(spec.height * spec.downsample), self.probability.shape[0])
         prob = np.asarray(self.probability[spec.y:y1:step, spec.x:x1:step])
         pred = prob >= math.ceil(self.threshold * 255)
-        truth = None if self.truth is None else np.asarray(self.truth[spec.y:y1:step, spec.x:x1:step]) > 0
+        truth = None
+        if self.truth is not None:  # outside what the model ran on, a true nucleus is not a miss
+            truth = np.asarray(self.truth[spec.y:y1:step, spec.x:x1:step]) > 0
+            truth &= self._covered(spec.x, spec.y, step, truth.shape)
         rgba = compose(pred.shape, self.layers, pred, truth)
         if item is None:
             item = pg.ImageItem(axisOrder="row-major")
@@ -188,6 +192,15 @@ class SlideView(pg.GraphicsLayoutWidget):
             self.overlay_items[spec.key] = item
         item.setImage(rgba, levels=None, autoLevels=False)
         item.setRect(QRectF(spec.x, spec.y, (x1 - spec.x), (y1 - spec.y)))
+
+    def _covered(self, x0: int, y0: int, step: int, shape: tuple[int, int]) -> np.ndarray:
+        """Which pixels of a tile (level-0 origin, subsampling ``step``) lie in a rectangle run on."""
+        ys = y0 + step * np.arange(shape[0])
+        xs = x0 + step * np.arange(shape[1])
+        out = np.zeros(shape, bool)
+        for x, y, w, h in self.covered:
+            out |= ((ys >= y) & (ys < y + h))[:, None] & ((xs >= x) & (xs < x + w))[None, :]
+        return out
 
     def set_opacity(self, value: float) -> None:
         self.opacity = value

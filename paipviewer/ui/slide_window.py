@@ -224,6 +224,7 @@ class SlideWindow(QMainWindow):
         if not key or self.task is not None:
             return
         self.result = None
+        self.view.covered = []
         self.view.set_overlay_source(None, None, self.threshold.value())
         self._probability_file = work_folder(self.path, key) / "probability.npy"
         self.task = Task(run_slide, self.cache, key, self.path, self.truth, region, self.threshold.value(),
@@ -249,6 +250,7 @@ class SlideWindow(QMainWindow):
         self.progress.setValue(done)
 
     def _block_done(self, block) -> None:
+        self.view.covered.append(block)
         if self.view.probability is None and self._probability_file.exists():
             self.view.set_overlay_source(np.load(self._probability_file, mmap_mode="r"), self.truth,
                                          self.threshold.value(), self._layers())
@@ -256,6 +258,7 @@ class SlideWindow(QMainWindow):
 
     def _done(self, result: SlideResult) -> None:
         self.result = result
+        self.view.covered = [result.region or (0, 0, *self.slide.dimensions)]  # resumed blocks too
         self.view.set_overlay_source(result.prediction.probability, self.truth, self.threshold.value(),
                                      self._layers())
         lines = [f"{result.nuclei:,} nuclei ({result.model}, threshold {result.threshold:g}), "
