@@ -1,4 +1,4 @@
-"""``paip-train``: the trainer's command line (params, prepare, fit, grid, calibrate, evaluate)."""
+"""``paip-train``: the trainer's command line (params, prepare, fit, grid, calibrate, evaluate, table5)."""
 from __future__ import annotations
 
 import argparse
@@ -158,6 +158,13 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_table5(args) -> int:
+    from .table5 import table5
+    table5(args.results, args.data, args.out, _prepare_settings(args), runs=args.runs, tiles=args.tiles,
+           measure=not args.no_measure, overwrite=args.overwrite)
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate
     _, failed = evaluate(args.models, args.data, args.out, _prepare_settings(args), seed=args.seed, runs=args.runs,
@@ -273,6 +280,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "without looking at the test set; or every image of the folder (data no model trained on)")
     p.add_argument("--overwrite", action="store_true", help="replace the results of an earlier evaluation in --out")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("table5", help="the 18 variants beside the study's Table V: evaluated rows, the rest "
+                                      "measured untrained and marked not trained")
+    _add_data_args(p)
+    p.add_argument("--results", nargs="+", required=True, type=Path,
+                   help="results.csv files of paip-train evaluate (the first that scored a variant wins)")
+    p.add_argument("--out", required=True, type=Path, help="folder for table5.csv, table5.md and the plot")
+    p.add_argument("--runs", type=AT_LEAST_1, default=1, help="timing repeats of the untrained variants (1)")
+    p.add_argument("--tiles", type=AT_LEAST_1, default=57, help="test tiles timed, as evaluate (57)")
+    p.add_argument("--no-measure", action="store_true",
+                   help="leave the untrained variants' size and time empty (U-Net 128/6 alone takes minutes)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier table in --out")
+    p.set_defaults(func=cmd_table5)
     return parser
 
 

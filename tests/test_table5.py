@@ -1,0 +1,66 @@
+"""``paip-train table5``: evaluated variants keep their rows, the rest are measured untrained and never scored."""
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from paip_trainer.cli import main as cli
+from paip_trainer.params import count_params
+from paip_trainer.table5 import NOT_TRAINED, table5
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return {r["variant"]: r for r in csv.DictReader(fh)}
+
+
+@pytest.fixture(scope="module")
+def evaluated(paip_fixture, paip_prepared, tiny_model_file, tmp_path_factory):
+    _, cache = paip_prepared
+    out = tmp_path_factory.mktemp("eval")
+    assert cli(["evaluate", "--data", str(paip_fixture), "--cache", str(cache), "--models", str(tiny_model_file),
+                "--out", str(out), "--runs", "1", "--tiles", "5"]) == 0
+    return out / "results.csv", cache
+
+
+def test_table5_keeps_evaluated_rows_and_measures_the_others_without_scoring_them(paip_fixture, evaluated, tmp_path):
+    results, cache = evaluated
+    from paip_trainer.prepare import PrepareSettings
+
+    out = tmp_path / "t5"
+    rows = table5([results], paip_fixture, out, PrepareSettings(),
+                  variants=[("elunet", 4, 4), ("unet", 4, 3)], tiles=5, log=lambda *_: None)
+    assert [r["variant"] for r in rows] == ["elunet_4_4", "unet_4_3"]
+    written = _rows(out / "table5.csv")
+    with open(results, newline="") as fh:
+        evaluated_row = next(csv.DictReader(fh))
+    trained = written["elunet_4_4"]
+    assert trained["status"] == "trained" and trained["jaccard_57"] == evaluated_row["jaccard_57"]
+    assert trained["study_jaccard"] == "0.867" and trained["study_params"] == "52053"
+    other = written["unet_4_3"]
+    assert other["status"] == NOT_TRAINED
+    assert int(other["params"]) == count_params("unet", 4, 3)
+    assert float(other["file_mb"]) > 0 and float(other["file_mb_with_optimizer"]) > 1.5 * float(other["file_mb"])
+    assert float(other["total57_s"]) > 0
+    assert other["jaccard_57"] == other["dice_image"] == other["aji"] == other["epochs"] == ""
+    table = (out / "table5.md").read_text()
+    assert NOT_TRAINED in table and "paip-train grid --only unet_4_3" in table
+    assert (out / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in out.iterdir() if p.name.startswith("table5-")] == []  # the untrained files are gone
+
+
+def test_table5_cli_lists_all_18_variants_in_table_v_order_and_keeps_an_earlier_table(paip_fixture, evaluated,
+                                                                                      tmp_path, capsys):
+    results, cache = evaluated
+    out = tmp_path / "t5"
+    args = ["table5", "--data", str(paip_fixture), "--cache", str(cache), "--results", str(results),
+            "--out", str(out), "--no-measure"]
+    assert cli(args) == 0
+    rows = _rows(out / "table5.csv")
+    assert list(rows)[:3] == ["unet_32_4", "unet_32_5", "unet_32_6"] and len(rows) == 18
+    assert [v for v, r in rows.items() if r["status"] == "trained"] == ["elunet_4_4"]
+    assert rows["unet_128_6"]["study_note"] == "could not be built" and rows["unet_128_6"]["params"] == ""
+    before = (out / "table5.md").read_bytes()
+    assert cli(args) == 2  # nothing is overwritten without --overwrite
+    assert "--overwrite" in capsys.readouterr().err and (out / "table5.md").read_bytes() == before

@@ -1,0 +1,167 @@
+"""``paip-train table5``: the study's 18 variants row by row beside its Table V, trained or honestly marked.
+
+A variant that an ``evaluate`` results.csv scored takes that row (the first file given that has it wins).
+Every other variant is built untrained and measured for what does not depend on its weights: parameters,
+file size with and without an Adam state, and load + 57 predictions on this CPU (Keras' initial weights
+do the same arithmetic as trained ones). Its accuracy cells stay empty, its status says
+"not trained here (needs a GPU)" and the report gives the command that trains it. No accuracy figure is
+ever filled in that a model did not earn.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import tempfile
+from pathlib import Path
+
+from paipviewer.core.atomic import write_text_atomic
+from paipviewer.core.modelfile import ModelCard, load_model, save_model
+from paipviewer.core.outputs import check_new_files, check_writable_folder
+from paipviewer.core.preprocess import to_float
+
+from .params import study_rows
+from .prepare import PrepareSettings, tiles_of
+from .report import NAMES, PLOT, _fmt, plot
+from .variants import grid_variants, variant_id
+
+TABLE, CSV = "table5.md", "table5.csv"
+NOT_TRAINED = "not trained here (needs a GPU)"
+COLUMNS = ["variant", "architecture", "filters", "depth", "status", "model", "params", "file_mb",
+           "file_mb_with_optimizer", "jaccard_57", "dice_image", "aji", "det_f1", "load_s", "predict57_s",
+           "total57_s", "epochs", "train_minutes", "train_device", "study_params", "study_size_mb",
+           "study_jaccard", "study_time_s", "study_note"]
+FLOATS = ("file_mb", "file_mb_with_optimizer", "jaccard_57", "dice_image", "aji", "det_f1", "load_s",
+          "predict57_s", "total57_s")
+
+
+def read_results(paths: list[Path]) -> dict[tuple[str, int, int], dict]:
+    """Rows of ``evaluate``'s results.csv files by variant; the first file that scored a variant wins."""
+    found: dict[tuple[str, int, int], dict] = {}
+    for path in paths:
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                key = (row["architecture"], int(row["filters"]), int(row["depth"]))
+                found.setdefault(key, {**row, "source": str(path)})
+    return found
+
+
+def measure_untrained(architecture: str, filters: int, depth: int, tiles57, runs: int, work: Path) -> dict:
+    """Parameters, file sizes and load + 57 tile time of a variant with Keras' initial weights."""
+    import keras
+
+    from .evaluate import size_with_optimizer, timed_57
+    from .models import build_model
+
+    path = work / f"{variant_id(architecture, filters, depth)}.keras"
+    try:
+        model = build_model(architecture, filters, depth, input_size=None)
+        card = ModelCard(architecture=architecture, filters=filters, depth=depth,
+                         params=int(model.count_params()), training={"data": "untrained (table5 timing)"})
+        save_model(model, card, path, overwrite=True)
+        del model
+        keras.backend.clear_session()
+        with_adam = size_with_optimizer(load_model(path, backend="keras"))
+        keras.backend.clear_session()
+        load_s, predict_s = timed_57(path, tiles57, runs)
+        keras.backend.clear_session()
+        return {"params": card.params, "file_mb": path.stat().st_size / 1e6,
+                "file_mb_with_optimizer": (with_adam or float("nan")) / 1e6,
+                "load_s": load_s, "predict57_s": predict_s, "total57_s": load_s + predict_s}
+    finally:
+        for p in (path, path.with_suffix(".json")):
+            p.unlink(missing_ok=True)
+
+
+def timing_tiles(data: Path, settings: PrepareSettings, n_tiles: int, seed: int):
+    """The test tiles ``evaluate`` times its 57 predictions on, so the untrained rows run the same inputs."""
+    from .evaluate import images_to_score, pick_tiles
+
+    test = images_to_score(Path(data), settings, "test", log=lambda *_: None)
+    x, _, _ = tiles_of(test, PrepareSettings(equalize=settings.equalize, flips=False))
+    return to_float(x[pick_tiles(len(x), n_tiles, seed)])
+
+
+def table5(results: list[Path], data: Path, out: Path, settings: PrepareSettings = PrepareSettings(),
+           variants: list[tuple[str, int, int]] | None = None, runs: int = 1, tiles: int = 57, seed: int = 42,
+           measure: bool = True, overwrite: bool = False, log=print) -> list[dict]:
+    """Write table5.csv, table5.md and tradeoff.png to ``out``; return the rows, in Table V order."""
+    out = check_writable_folder(out, "--out")
+    check_new_files([out / name for name in (TABLE, CSV, PLOT)], "--out", overwrite)
+    trained, study = read_results([Path(p) for p in results]), study_rows()
+    variants = grid_variants() if variants is None else variants
+    tiles57 = timing_tiles(data, settings, tiles, seed) if measure and any(v not in trained for v in variants) else None
+    rows = []
+    work = Path(tempfile.mkdtemp(prefix="table5-", dir=out))
+    try:
+        for key in variants:
+            s = study.get(key, {})
+            row = {"variant": variant_id(*key), "architecture": key[0], "filters": key[1], "depth": key[2],
+                   **{f"study_{k}": s.get(k) or "" for k in ("params", "size_mb", "jaccard", "time_s", "note")}}
+            if key in trained:
+                r = trained[key]
+                row.update({k: r.get(k, "") for k in COLUMNS if k in r and not k.startswith("study_")},
+                           status="trained", model=r["model"])
+            else:
+                row["status"] = NOT_TRAINED
+                if tiles57 is not None:
+                    log(f"{row['variant']}: measuring size and CPU time untrained")
+                    try:
+                        row.update(measure_untrained(*key, tiles57, runs, work))
+                    except (MemoryError, ValueError, OSError) as exc:
+                        row["status"] += f"; not measured: {' '.join(str(exc).split())[:120]}"
+            rows.append(row)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    write_text_atomic(out / CSV, rows_to_csv(rows))
+    scored = [{**r, **{k: float(r[k]) for k in ("jaccard_57", "total57_s")}, "params": int(r["params"])}
+              for r in rows if r["status"] == "trained"]
+    plot(scored, out / PLOT)
+    write_text_atomic(out / TABLE, markdown(rows, runs))
+    log(f"wrote {out / CSV}, {out / TABLE}, {out / PLOT}")
+    return rows
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, COLUMNS, lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def _num(value, digits=3) -> str:
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        return f"{int(value):,}"
+    try:
+        return _fmt(float(value), digits)
+    except (TypeError, ValueError):
+        return _fmt(value, digits)
+
+
+def markdown(rows: list[dict], runs: int) -> str:
+    lines = [
+        "| variant | params | study params | MB | MB with Adam | study MB | Jaccard 57 | study Jaccard | Dice image "
+        "| AJI | det F1 | load + 57 tiles s | study s | epochs | train min | trained on |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        label = f"{NAMES[r['architecture']]} {r['filters']}/{r['depth']}"
+        study_params = "not built" if "could not be built" in r["study_note"] else _num(r["study_params"])
+        where = (r.get("train_device") or "") if r["status"] == "trained" else r["status"]
+        lines.append(
+            f"| {label} | {_num(r.get('params'))} | {study_params} | {_num(r.get('file_mb'), 2)} "
+            f"| {_num(r.get('file_mb_with_optimizer'), 2)} | {_num(r['study_size_mb'], 2)} "
+            f"| {_num(r.get('jaccard_57'))} | {_num(r['study_jaccard'])} | {_num(r.get('dice_image'))} "
+            f"| {_num(r.get('aji'))} | {_num(r.get('det_f1'))} | {_num(r.get('total57_s'), 1)} "
+            f"| {_num(r['study_time_s'], 1)} | {_fmt(r.get('epochs'))} | {_num(r.get('train_minutes'), 1)} | {where} |")
+    missing = [r["variant"] for r in rows if r["status"] != "trained"]
+    lines += ["", f"Times: load + 57 predictions one tile at a time on this machine's CPU, median of {runs} run(s); "
+              "an untrained variant is timed with Keras' initial weights (the same arithmetic as trained ones). "
+              "Study figures: its Table V (PAIP 2023 pancreas, Kaggle CPU); an empty study cell is a variant "
+              "it could not build."]
+    if missing:
+        lines += ["", f"Not trained here: {', '.join(missing)}. `paip-train grid --only {' '.join(missing)}` with "
+                  "the recipe in `recipe_v2.md` trains them (a GPU: `--engine ray --gpus-per-trial 0.25`)."]
+    return "\n".join(lines) + "\n"
