@@ -304,7 +304,8 @@ def test_background_results_fill_unloaded_images(session):
 def test_catalog_reads_cards_without_keras_and_lists_broken_files(tmp_path):
     card = {"format": "paipviewer-model-card/1", "architecture": "elunet", "filters": 8, "depth": 5,
             "params": 123, "training": {"data": "PAIP 2023 train", "learning_rate": 5e-4, "loss": "bce_dice",
-                                        "batch_size": 8, "augment": True, "device": "NVIDIA H200"},
+                                        "batch_size": 8, "augment": True, "stain_augment": True,
+                                        "device": "NVIDIA H200"},
             "metrics": {"validation": {"tiles": 96, "dice_mean": 0.7912, "jaccard_mean": 0.657}}}
     (tmp_path / "elunet_8_5.json").write_text(json.dumps(card))
     (tmp_path / "elunet_8_5.keras").write_bytes(b"PK")
@@ -316,7 +317,7 @@ def test_catalog_reads_cards_without_keras_and_lists_broken_files(tmp_path):
     assert broken.card is None and "no model card" in broken.error
     text = catalog.default().describe()
     assert "ELU-Net 8/5" in text and "123 parameters" in text and "PAIP 2023 train" in text
-    assert "Adam 0.0005, bce_dice, batch 8, augmented, on NVIDIA H200" in text
+    assert "Adam 0.0005, bce_dice, batch 8, augmented, HED stain jitter, on NVIDIA H200" in text
     assert "validation Dice 0.791 (96 tiles)" in text
 
 

@@ -73,6 +73,8 @@ def _recipe(training: dict) -> str:
              f"batch {training.get('batch_size', '?')}"]
     if training.get("augment"):
         parts.append("augmented")
+    parts += [words for key, words in (("stain_augment", "HED stain jitter"), ("scale_augment", "scale jitter"))
+              if training.get(key)]
     if training.get("continued_from"):
         parts.append("continued")
     if training.get("device") not in (None, "cpu"):
