@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from paip_trainer.flops import conv_gflop, sgemm_gflops
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("PAIP_SHARED_DATA", REPO.parent / "shared" / "data")) / "monuseg"
 WAYS = ("keras-predict", "keras-one", "project-keras", "project-onnx", "project-default")
@@ -48,35 +50,10 @@ def make_tiles(card, out: Path) -> Path:
     return out
 
 
-def sgemm_gflops(n: int = 2048, repeats: int = 5) -> float:
-    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
-    a @ a
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        a @ a
-    return 2 * n ** 3 * repeats / (time.perf_counter() - t0) / 1e9
-
-
 def conv_gflop_per_tile(keras_path: Path, tile: int = 256) -> float:
-    """Multiply-adds of every convolution at a 256x256 input, x2 (what a GEMM-based kernel executes).
-    The feature-map sizes come from one forward pass, since the saved models take any input size."""
     import keras
 
-    model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
-    convs = [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))]
-    probe = keras.Model(model.inputs, [layer.output for layer in convs])
-    maps = probe.predict(np.zeros((1, tile, tile, 3), np.float32), verbose=0)
-    total = 0
-    for layer, out in zip(convs, maps):
-        kh, kw = layer.kernel.shape[:2]
-        h, w = out.shape[1:3]
-        if isinstance(layer, keras.layers.Conv2DTranspose):  # each input pixel scatters one kernel
-            cout, cin = layer.kernel.shape[2:]
-            h, w = h // layer.strides[0], w // layer.strides[1]
-        else:
-            cin, cout = layer.kernel.shape[2:]
-        total += 2 * h * w * kh * kw * cin * cout
-    return total / 1e9
+    return conv_gflop(keras.saving.load_model(keras_path, compile=False, safe_mode=True), tile)
 
 
 def run_way(way: str, model: Path, tiles: Path, out: Path, ort_options: dict | None = None) -> dict:

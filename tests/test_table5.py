@@ -38,11 +38,15 @@ def test_table5_keeps_evaluated_rows_and_measures_the_others_without_scoring_the
     trained = written["elunet_4_4"]
     assert trained["status"] == "trained" and trained["jaccard_57"] == evaluated_row["jaccard_57"]
     assert trained["study_jaccard"] == "0.867" and trained["study_params"] == "52053"
+    # The work a tile costs: convolutions only, the same for a trained and an untrained model of a variant.
+    from paip_trainer.flops import conv_gflop
+    from paip_trainer.models import build_model
+    assert float(trained["gflop_tile"]) == pytest.approx(conv_gflop(build_model("elunet", 4, 4)), rel=1e-3)
     other = written["unet_4_3"]
     assert other["status"] == NOT_TRAINED
     assert int(other["params"]) == count_params("unet", 4, 3)
     assert float(other["file_mb"]) > 0 and float(other["file_mb_with_optimizer"]) > 1.5 * float(other["file_mb"])
-    assert float(other["total57_s"]) > 0
+    assert float(other["total57_s"]) > 0 and float(other["gflop_tile"]) > 0 and 0 < float(other["of_gemm"]) < 2
     assert other["jaccard_57"] == other["dice_image"] == other["aji"] == other["epochs"] == ""
     table = (out / "table5.md").read_text()
     assert NOT_TRAINED in table and "paip-train grid --only unet_4_3" in table

@@ -3,7 +3,8 @@
 A variant that an ``evaluate`` results.csv scored takes that row (the first file given that has it wins).
 Every other variant is built untrained and measured for what does not depend on its weights: parameters,
 file size with and without an Adam state, and load + 57 predictions on this CPU (Keras' initial weights
-do the same arithmetic as trained ones). Its accuracy cells stay empty, its status says
+do the same arithmetic as trained ones). Every measured row also gets its convolution GFLOP per tile and
+the rate its 57 predictions reached, as a share of this CPU's float32 GEMM rate measured in the same run. Its accuracy cells stay empty, its status says
 "not trained here (needs a GPU)" and the report gives the command that trains it. No accuracy figure is
 ever filled in that a model did not earn.
 """
@@ -22,6 +23,7 @@ from paipviewer.core.preprocess import to_float
 
 from .params import study_rows
 from .prepare import PrepareSettings, tiles_of
+from .flops import sgemm_gflops
 from .report import NAMES, PLOT, _fmt, plot
 from .variants import grid_variants, variant_id
 
@@ -29,10 +31,8 @@ TABLE, CSV = "table5.md", "table5.csv"
 NOT_TRAINED = "not trained here (needs a GPU)"
 COLUMNS = ["variant", "architecture", "filters", "depth", "status", "model", "params", "file_mb",
            "file_mb_with_optimizer", "jaccard_57", "dice_image", "aji", "det_f1", "load_s", "predict57_s",
-           "total57_s", "epochs", "train_minutes", "train_device", "study_params", "study_size_mb",
+           "total57_s", "gflop_tile", "gflops", "of_gemm", "epochs", "train_minutes", "train_device", "study_params", "study_size_mb",
            "study_jaccard", "study_time_s", "study_note"]
-FLOATS = ("file_mb", "file_mb_with_optimizer", "jaccard_57", "dice_image", "aji", "det_f1", "load_s",
-          "predict57_s", "total57_s")
 
 
 def read_results(paths: list[Path]) -> dict[tuple[str, int, int], dict]:
@@ -44,6 +44,17 @@ def read_results(paths: list[Path]) -> dict[tuple[str, int, int], dict]:
                 key = (row["architecture"], int(row["filters"]), int(row["depth"]))
                 found.setdefault(key, {**row, "source": str(path)})
     return found
+
+
+def variant_gflop(architecture: str, filters: int, depth: int) -> float:
+    import keras
+
+    from .flops import conv_gflop
+    from .models import build_model
+
+    gflop = conv_gflop(build_model(architecture, filters, depth, input_size=None))
+    keras.backend.clear_session()
+    return gflop
 
 
 def measure_untrained(architecture: str, filters: int, depth: int, tiles57, runs: int, work: Path) -> dict:
@@ -91,6 +102,7 @@ def table5(results: list[Path], data: Path, out: Path, settings: PrepareSettings
     trained, study = read_results([Path(p) for p in results]), study_rows()
     variants = grid_variants() if variants is None else variants
     tiles57 = timing_tiles(data, settings, tiles, seed) if measure and any(v not in trained for v in variants) else None
+    gemm = sgemm_gflops() if measure else None
     rows = []
     work = Path(tempfile.mkdtemp(prefix="table5-", dir=out))
     try:
@@ -110,6 +122,10 @@ def table5(results: list[Path], data: Path, out: Path, settings: PrepareSettings
                         row.update(measure_untrained(*key, tiles57, runs, work))
                     except (MemoryError, ValueError, OSError) as exc:
                         row["status"] += f"; not measured: {' '.join(str(exc).split())[:120]}"
+            if measure and row.get("predict57_s") not in (None, ""):
+                gflop = variant_gflop(*key)
+                rate = gflop * tiles / float(row["predict57_s"])
+                row.update(gflop_tile=gflop, gflops=rate, of_gemm=rate / gemm)
             rows.append(row)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -117,7 +133,7 @@ def table5(results: list[Path], data: Path, out: Path, settings: PrepareSettings
     scored = [{**r, **{k: float(r[k]) for k in ("jaccard_57", "total57_s")}, "params": int(r["params"])}
               for r in rows if r["status"] == "trained"]
     plot(scored, out / PLOT)
-    write_text_atomic(out / TABLE, markdown(rows, runs))
+    write_text_atomic(out / TABLE, markdown(rows, runs, gemm))
     log(f"wrote {out / CSV}, {out / TABLE}, {out / PLOT}")
     return rows
 
@@ -140,11 +156,11 @@ def _num(value, digits=3) -> str:
         return _fmt(value, digits)
 
 
-def markdown(rows: list[dict], runs: int) -> str:
+def markdown(rows: list[dict], runs: int, gemm: float | None = None) -> str:
     lines = [
         "| variant | params | study params | MB | MB with Adam | study MB | Jaccard 57 | study Jaccard | Dice image "
-        "| AJI | det F1 | load + 57 tiles s | study s | epochs | train min | trained on |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| AJI | det F1 | load + 57 tiles s | study s | GFLOP/tile | % of GEMM | epochs | train min | trained on |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         label = f"{NAMES[r['architecture']]} {r['filters']}/{r['depth']}"
@@ -155,12 +171,16 @@ def markdown(rows: list[dict], runs: int) -> str:
             f"| {_num(r.get('file_mb_with_optimizer'), 2)} | {_num(r['study_size_mb'], 2)} "
             f"| {_num(r.get('jaccard_57'))} | {_num(r['study_jaccard'])} | {_num(r.get('dice_image'))} "
             f"| {_num(r.get('aji'))} | {_num(r.get('det_f1'))} | {_num(r.get('total57_s'), 1)} "
-            f"| {_num(r['study_time_s'], 1)} | {_fmt(r.get('epochs'))} | {_num(r.get('train_minutes'), 1)} | {where} |")
+            f"| {_num(r['study_time_s'], 1)} | {_num(r.get('gflop_tile'), 1)} "
+            f"| {_num(100 * r['of_gemm'], 0) if r.get('of_gemm') not in (None, '') else '–'} | {_fmt(r.get('epochs'))} | {_num(r.get('train_minutes'), 1)} | {where} |")
     missing = [r["variant"] for r in rows if r["status"] != "trained"]
     lines += ["", f"Times: load + 57 predictions one tile at a time on this machine's CPU, median of {runs} run(s); "
               "an untrained variant is timed with Keras' initial weights (the same arithmetic as trained ones). "
               "Study figures: its Table V (PAIP 2023 pancreas, Kaggle CPU); an empty study cell is a variant "
-              "it could not build."]
+              "it could not build."
+              + (f" GFLOP/tile counts every convolution's multiply-adds x2 at 256x256; % of GEMM is the rate "
+                 f"the 57 predictions reached against this CPU's float32 GEMM, {gemm:.0f} GFLOP/s (NumPy, "
+                 "2048x2048), measured in the same run." if gemm else "")]
     if missing:
         lines += ["", f"Not trained here: {', '.join(missing)}. `paip-train grid --only {' '.join(missing)}` with "
                   "the recipe in `recipe_v2.md` trains them (a GPU: `--engine ray --gpus-per-trial 0.25`)."]
