@@ -268,6 +268,17 @@ def test_fit_with_stain_and_scale_augment_records_them_in_the_card(paip_prepared
                           verbose=0)).card
     assert card.training["stain_augment"] is True and card.training["scale_augment"] is True
     assert card.training["augment_ranges"] == recipe_v2_settings()
+    assert card.training["recipe"] == "study + stain jitter + scale jitter"  # tiny_settings leaves --augment off
     plain = _fit_settings(build_parser().parse_args(["fit", "--data", "d", "--arch", "elunet", "--filters", "4",
                                                      "--depth", "4"]), "elunet", 4, 4)
     assert not plain.stain_augment and not plain.scale_augment  # off unless asked: the study's recipe stays
+
+
+def test_recipe_names_follow_the_measured_decision():
+    from paip_trainer.augment import RECIPE_V2_ADDS, recipe_name
+
+    assert recipe_name(False, False, False) == "study"
+    # docs/results/recipe_v2.md: neither candidate passed the rule, so v2 is --augment alone
+    assert RECIPE_V2_ADDS == () and recipe_name(True, False, False) == "v2"
+    assert recipe_name(True, True, False) == "v2 + stain jitter"
+    assert recipe_name(True, False, True) == "v2 + scale jitter"

@@ -22,7 +22,7 @@ from paipviewer.core.cpu import native_bf16
 from paipviewer.core.modelfile import DEFAULT_THRESHOLD, ModelCard, card_path, load_model, save_model
 from paipviewer.core.scoring import tile_scores, tune_threshold
 
-from .augment import recipe_v2_settings
+from .augment import recipe_name, recipe_v2_settings
 from .checkpoint import CheckpointError, TrainingState, check_state_choice, load_state, save_state, state_path
 from paipviewer.core.outputs import check_new_files, check_writable_folder
 from .prepare import load_prepared, read_manifest
@@ -237,6 +237,7 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
                   "cpu_bf16_native": native_bf16(), "host_cores": os.cpu_count(),
                   "backend": keras.backend.backend(), "device": training_device(),
                   "continued_from": previous,
+                  "recipe": recipe_name(settings.augment, settings.stain_augment, settings.scale_augment),
                   **({"augment_ranges": recipe_v2_settings()}
                      if settings.stain_augment or settings.scale_augment else {})},
         metrics={"validation": val_scores, **({"threshold_scan_dice": scan} if scan else {})},

@@ -71,6 +71,8 @@ def _recipe(training: dict) -> str:
         return ""
     parts = [f"Adam {training['learning_rate']:g}", str(training.get("loss", "bce")),
              f"batch {training.get('batch_size', '?')}"]
+    if isinstance(training.get("recipe"), str):
+        parts.insert(0, f"recipe {training['recipe']}")
     if training.get("augment"):
         parts.append("augmented")
     parts += [words for key, words in (("stain_augment", "HED stain jitter"), ("scale_augment", "scale jitter"))
