@@ -3,10 +3,10 @@
 A variant that an ``evaluate`` results.csv scored takes that row (the first file given that has it wins).
 Every other variant is built untrained and measured for what does not depend on its weights: parameters,
 file size with and without an Adam state, and load + 57 predictions on this CPU (Keras' initial weights
-do the same arithmetic as trained ones). Every measured row also gets its convolution GFLOP per tile and
-the rate its 57 predictions reached, as a share of this CPU's float32 GEMM rate measured in the same run. Its accuracy cells stay empty, its status says
+do the same arithmetic as trained ones). Its accuracy cells stay empty, its status says
 "not trained here (needs a GPU)" and the report gives the command that trains it. No accuracy figure is
-ever filled in that a model did not earn.
+ever filled in that a model did not earn. Every timed row also gets its convolution GFLOP per tile and
+the rate its 57 predictions reached, as a share of this CPU's float32 GEMM rate measured in the same run.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from paipviewer.core.preprocess import to_float
 
 from .params import study_rows
 from .prepare import PrepareSettings, tiles_of
-from .flops import sgemm_gflops
+from .flops import conv_gflop, sgemm_gflops
 from .report import NAMES, PLOT, _fmt, plot
 from .variants import grid_variants, variant_id
 
@@ -31,8 +31,8 @@ TABLE, CSV = "table5.md", "table5.csv"
 NOT_TRAINED = "not trained here (needs a GPU)"
 COLUMNS = ["variant", "architecture", "filters", "depth", "status", "model", "params", "file_mb",
            "file_mb_with_optimizer", "jaccard_57", "dice_image", "aji", "det_f1", "load_s", "predict57_s",
-           "total57_s", "gflop_tile", "gflops", "of_gemm", "epochs", "train_minutes", "train_device", "study_params", "study_size_mb",
-           "study_jaccard", "study_time_s", "study_note"]
+           "total57_s", "gflop_tile", "gflops", "of_gemm", "epochs", "train_minutes", "train_device",
+           "study_params", "study_size_mb", "study_jaccard", "study_time_s", "study_note"]
 
 
 def read_results(paths: list[Path]) -> dict[tuple[str, int, int], dict]:
@@ -49,7 +49,6 @@ def read_results(paths: list[Path]) -> dict[tuple[str, int, int], dict]:
 def variant_gflop(architecture: str, filters: int, depth: int) -> float:
     import keras
 
-    from .flops import conv_gflop
     from .models import build_model
 
     gflop = conv_gflop(build_model(architecture, filters, depth, input_size=None))
@@ -58,7 +57,7 @@ def variant_gflop(architecture: str, filters: int, depth: int) -> float:
 
 
 def measure_untrained(architecture: str, filters: int, depth: int, tiles57, runs: int, work: Path) -> dict:
-    """Parameters, file sizes and load + 57 tile time of a variant with Keras' initial weights."""
+    """Parameters, GFLOP per tile, file sizes and load + 57 tile time of a variant with Keras' initial weights."""
     import keras
 
     from .evaluate import size_with_optimizer, timed_57
@@ -69,6 +68,7 @@ def measure_untrained(architecture: str, filters: int, depth: int, tiles57, runs
         model = build_model(architecture, filters, depth, input_size=None)
         card = ModelCard(architecture=architecture, filters=filters, depth=depth,
                          params=int(model.count_params()), training={"data": "untrained (table5 timing)"})
+        gflop = conv_gflop(model)  # from the model built here: U-Net 128/6 is 2 GB to build again
         save_model(model, card, path, overwrite=True)
         del model
         keras.backend.clear_session()
@@ -76,7 +76,7 @@ def measure_untrained(architecture: str, filters: int, depth: int, tiles57, runs
         keras.backend.clear_session()
         load_s, predict_s = timed_57(path, tiles57, runs)
         keras.backend.clear_session()
-        return {"params": card.params, "file_mb": path.stat().st_size / 1e6,
+        return {"params": card.params, "gflop_tile": gflop, "file_mb": path.stat().st_size / 1e6,
                 "file_mb_with_optimizer": (with_adam or float("nan")) / 1e6,
                 "load_s": load_s, "predict57_s": predict_s, "total57_s": load_s + predict_s}
     finally:
@@ -123,7 +123,7 @@ def table5(results: list[Path], data: Path, out: Path, settings: PrepareSettings
                     except (MemoryError, ValueError, OSError) as exc:
                         row["status"] += f"; not measured: {' '.join(str(exc).split())[:120]}"
             if measure and row.get("predict57_s") not in (None, ""):
-                gflop = variant_gflop(*key)
+                gflop = row.get("gflop_tile") or variant_gflop(*key)
                 rate = gflop * tiles / float(row["predict57_s"])
                 row.update(gflop_tile=gflop, gflops=rate, of_gemm=rate / gemm)
             rows.append(row)
@@ -172,7 +172,8 @@ def markdown(rows: list[dict], runs: int, gemm: float | None = None) -> str:
             f"| {_num(r.get('jaccard_57'))} | {_num(r['study_jaccard'])} | {_num(r.get('dice_image'))} "
             f"| {_num(r.get('aji'))} | {_num(r.get('det_f1'))} | {_num(r.get('total57_s'), 1)} "
             f"| {_num(r['study_time_s'], 1)} | {_num(r.get('gflop_tile'), 1)} "
-            f"| {_num(100 * r['of_gemm'], 0) if r.get('of_gemm') not in (None, '') else '–'} | {_fmt(r.get('epochs'))} | {_num(r.get('train_minutes'), 1)} | {where} |")
+            f"| {_num(100 * r['of_gemm'], 0) if r.get('of_gemm') not in (None, '') else '–'} "
+            f"| {_fmt(r.get('epochs'))} | {_num(r.get('train_minutes'), 1)} | {where} |")
     missing = [r["variant"] for r in rows if r["status"] != "trained"]
     lines += ["", f"Times: load + 57 predictions one tile at a time on this machine's CPU, median of {runs} run(s); "
               "an untrained variant is timed with Keras' initial weights (the same arithmetic as trained ones). "
