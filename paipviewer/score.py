@@ -1,6 +1,6 @@
 """``paipviewer score``: score images with one or two models and write what users keep.
 
-    paipviewer score PATHS... --model M [--compare M2] --out DIR [--threshold T] [--overwrite]
+    paipviewer score PATHS... --model M [--compare M2] --out DIR [--threshold T] [--views N] [--overwrite]
 
 For each image and model: ``DIR/scores.csv`` (a row each), ``DIR/masks/<model>/<stem>.png`` (uint16
 labels of the predicted nuclei), ``DIR/overlays/<model>/<stem>.png`` (the overlay with the default
@@ -23,7 +23,7 @@ from paipviewer.core.atomic import write_text_atomic
 from paipviewer.core.evidence import COLUMNS, Assessment, assess, row, rows_to_csv, truth_labels
 from paipviewer.core.geojson import feature_collection, to_text
 from paipviewer.core.imageio import ImageReadError, read_image, write_png_atomic
-from paipviewer.core.inference import DEFAULT_OVERLAP
+from paipviewer.core.inference import DEFAULT_OVERLAP, VIEWS
 from paipviewer.core.magnification import image_pixel_size, plan_scale, plausible, predict_at_scale
 from paipviewer.core.modelfile import MODEL_SUFFIXES, LoadedModel, ModelFileError, load_model
 from paipviewer.core.objects import ObjectSettings
@@ -63,6 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "unknown, taken as the model's)")
     p.add_argument("--no-rescale", action="store_true", help="run every image as it is, even at another "
                    "magnification than the model's (to measure what the resampling gains)")
+    p.add_argument("--views", type=int, choices=VIEWS, default=1,
+                   help="test-time augmentation: predict each tile in this many dihedral views (quarter turns, "
+                        "mirrored or not) and average them; about that many times slower (default 1: none)")
     return p.parse_args(argv)
 
 
@@ -144,7 +147,7 @@ def write_outputs(out: Path, model: str, image_path: Path, image: np.ndarray, pr
 
 
 def score_image(image_path: Path, mask_path: Path | None, models: list[ScoreModel], out: Path,
-                log=print, mpp: float | None = None, rescale: bool = True) -> list[dict]:
+                log=print, mpp: float | None = None, rescale: bool = True, views: int = 1) -> list[dict]:
     """Rows of one image for each model, its files written. Raises ImageReadError for the image."""
     image = read_image(image_path)
     pixel_size = image_pixel_size(image_path, mpp)
@@ -158,18 +161,19 @@ def score_image(image_path: Path, mask_path: Path | None, models: list[ScoreMode
     for m in models:
         scale = plan_scale(pixel_size, m.loaded.card.mpp, rescale)
         t0 = time.perf_counter()
-        prediction = predict_at_scale(m.loaded.model, image, m.loaded.card.equalize, scale, overlap=DEFAULT_OVERLAP)
+        prediction = predict_at_scale(m.loaded.model, image, m.loaded.card.equalize, scale, overlap=DEFAULT_OVERLAP,
+                                      views=views)
         seconds = time.perf_counter() - t0
         a = assess(prediction.probability, m.threshold, truth, m.objects)
         write_outputs(out, m.name, image_path, image, prediction.probability, a, truth)
-        rows.append(row(image_path.name, m.name, a, seconds, pixel_size.mpp, scale.factor))
+        rows.append(row(image_path.name, m.name, a, seconds, pixel_size.mpp, scale.factor, views))
         if scale.resampled or (pixel_size.mpp and not rescale):
             log(f"{image_path.name}, {m.name}: {scale.text()}")
     return rows
 
 
 def score_slide_file(path: Path, truth_path: Path | None, models: list[ScoreModel], out: Path, log=print,
-                     mpp: float | None = None, rescale: bool = True) -> list[dict]:
+                     mpp: float | None = None, rescale: bool = True, views: int = 1) -> list[dict]:
     """Rows of one whole slide for each model, its files written (see :mod:`paipviewer.core.slide_run`)."""
     import resource
 
@@ -201,7 +205,8 @@ def score_slide_file(path: Path, truth_path: Path | None, models: list[ScoreMode
                     log(f"{path.name}, {name}: block {done}/{total}")
 
             t0 = time.perf_counter()
-            run = predict_slide(m.loaded.model, m.loaded.card.equalize, slide, scale, work, m.name, progress=progress)
+            run = predict_slide(m.loaded.model, m.loaded.card.equalize, slide, scale, work, m.name, progress=progress,
+                                views=views)
             labels, boxes = label_slide(run.probability, m.threshold, m.objects, work)
             seconds = time.perf_counter() - t0
             files = output_paths(out, m.name, path)
@@ -210,7 +215,7 @@ def score_slide_file(path: Path, truth_path: Path | None, models: list[ScoreMode
             write_png_atomic(files["overlays"], slide_overview(slide, run.probability, m.threshold, truth))
             scored = score_slide(run.probability, labels, truth, m.threshold) if truth is not None else None
             a = Assessment(m.threshold, labels, scored and scored.pixels, scored and scored.objects)
-            rows.append(row(path.name, m.name, a, seconds, size.mpp, scale.factor))
+            rows.append(row(path.name, m.name, a, seconds, size.mpp, scale.factor, views))
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             log(f"{path.name}, {m.name}: {run.blocks_run} blocks run, {run.blocks_skipped} of glass skipped, "
                 f"{len(boxes):,} nuclei, {seconds:.0f} s; peak memory so far {peak:,.0f} MB")
@@ -287,13 +292,14 @@ def run(args: argparse.Namespace, log=print) -> int:
         check_new_files(planned, "--out", args.overwrite)
     except OSError as exc:  # our sentences; an OSError made of (errno, sentence) would print "[Errno 13] " first
         raise ScoreError(exc.strerror or str(exc)) from None
-    names = [f"{m.name} ({m.loaded.runtime}, threshold {m.threshold:g})" for m in models]
+    views = "" if args.views == 1 else f", {args.views} views a tile"
+    names = [f"{m.name} ({m.loaded.runtime}, threshold {m.threshold:g}{views})" for m in models]
     log(f"scoring {len(pairs)} images with {' and '.join(names)} into {out}")
     rows, failed = [], len(problems)
     for k, (image, mask) in enumerate(pairs, 1):
         try:
             score = score_slide_file if is_slide(image) else score_image
-            new = score(image, mask, models, out, log, args.mpp, not args.no_rescale)
+            new = score(image, mask, models, out, log, args.mpp, not args.no_rescale, args.views)
             write_text_atomic(out / SCORES, rows_to_csv(rows + new, COLUMNS))  # a killed run keeps what it did
         except ImageReadError as exc:
             log(f"not scored: {exc}")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from paipviewer.__main__ import main
+from paipviewer.core.evidence import COLUMNS
 from paipviewer.core.imageio import read_labels, read_mask
 from paipviewer.core.metrics import confusion
 from paipviewer.core.objects import match_nuclei
@@ -48,7 +49,8 @@ def test_writes_a_row_and_three_files_per_image_and_model(scored):
     rows = rows_of(out)
     assert len(rows) == 3 * 2
     assert list(rows[0]) == ["image", "model", "threshold", "dice", "jaccard", "precision", "recall", "tp", "fp",
-                             "fn", "nuclei_pred", "nuclei_true", "det_f1", "aji", "pq", "seconds", "mpp", "scale"]
+                             "fn", "nuclei_pred", "nuclei_true", "det_f1", "aji", "pq", "seconds", "mpp", "scale", "views"]
+    assert {r["views"] for r in rows} == {"1"}
     for r in rows:
         stem = r["image"].rsplit(".", 1)[0]
         for kind, suffix in (("masks", ".png"), ("overlays", ".png"), ("geojson", ".geojson")):
@@ -109,6 +111,29 @@ def test_never_overwrites_without_being_told(scored, folder):
     assert (out / "scores.csv").read_bytes() == before
 
 
+def test_views_average_dihedral_views_and_are_recorded(samples256, tmp_path, capsys):
+    """--views 8 gives the map of predict_image(views=8) for the tile and says so in the log and the row."""
+    from paipviewer.core.evidence import assess, truth_labels
+    from paipviewer.core.imageio import read_image
+    from paipviewer.core.inference import predict_image
+    from paipviewer.core.modelfile import load_model
+    from paipviewer.viewer.paths import shipped_models_dir
+
+    tile = sorted((samples256 / "images").glob("*.png"))[3]
+    assert main(["score", str(tile), "--model", "elunet_4_4", "--out", str(tmp_path / "out"), "--views", "8"]) == 0
+    assert "8 views a tile" in capsys.readouterr().out
+    (r,) = rows_of(tmp_path / "out")
+    loaded = load_model(shipped_models_dir() / "elunet_4_4.onnx")
+    image = read_image(tile)
+    probability = predict_image(loaded.model, image, loaded.card.equalize, views=8).probability
+    expected = assess(probability, loaded.card.threshold, truth_labels(samples256 / "masks" / tile.name,
+                                                                       image.shape[:2]))
+    assert r["views"] == "8" and float(r["dice"]) == pytest.approx(expected.pixels.dice, abs=1e-4)
+    assert int(r["nuclei_pred"]) == expected.nuclei_pred
+    with pytest.raises(SystemExit):
+        main(["score", str(tile), "--model", "elunet_4_4", "--out", str(tmp_path / "x"), "--views", "5"])
+
+
 def test_a_bad_input_is_reported_and_the_rest_scored(samples256, tmp_path, capsys):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
@@ -157,7 +182,7 @@ def complete(path) -> bool:
     if path.suffix == ".geojson":
         return json.loads(path.read_text())["type"] == "FeatureCollection"
     text = path.read_text()
-    return text.endswith("\n") and all(len(r) == 18 for r in csv.reader(text.splitlines()))
+    return text.endswith("\n") and all(len(r) == len(COLUMNS) for r in csv.reader(text.splitlines()))
 
 
 @pytest.mark.parametrize("fail_at", range(1, 9))

@@ -97,6 +97,12 @@ def test_a_stopped_slide_run_resumes_where_it_was(slides_dir, tmp_path):
         straight = predict_slide(loaded.model, "rgb", slide, scale, tmp_path / "b", "m", region)
         assert np.array_equal(np.asarray(resumed.probability), np.asarray(straight.probability))
         assert np.asarray(straight.probability)[:1100, :2048].max() > 200  # nuclei were found
+        # A run with test-time augmentation is another run: it does not take the one-view blocks as done.
+        viewed = predict_slide(loaded.model, "rgb", slide, scale, tmp_path / "a", "m", region, views=2)
+        assert viewed.resumed == 0 and viewed.views == 2 and viewed.blocks_run == straight.blocks_run
+        one = np.asarray(straight.probability)[:1100, :2048].astype(int)
+        two = np.asarray(viewed.probability)[:1100, :2048].astype(int)
+        assert 0 < np.abs(one - two).max() and np.abs(one - two).mean() < 10
 
 
 @pytest.fixture(scope="module")

@@ -68,3 +68,19 @@ def test_table5_cli_lists_all_18_variants_in_table_v_order_and_keeps_an_earlier_
     before = (out / "table5.md").read_bytes()
     assert cli(args) == 2  # nothing is overwritten without --overwrite
     assert "--overwrite" in capsys.readouterr().err and (out / "table5.md").read_bytes() == before
+
+
+def test_table5_leaves_out_rows_scored_with_test_time_augmentation(evaluated, tmp_path):
+    from paip_trainer.table5 import read_results
+
+    results, _ = evaluated
+    rows = list(csv.DictReader(open(results)))
+    assert rows[0]["views"] == "1"
+    augmented = tmp_path / "results.csv"
+    with open(augmented, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**r, "views": "8", "dice_image": "0.9999"} for r in rows)
+    assert read_results([augmented]) == {}
+    (row,) = read_results([augmented, results]).values()
+    assert row["source"] == str(results) and row["dice_image"] == rows[0]["dice_image"]

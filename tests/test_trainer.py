@@ -177,6 +177,34 @@ def test_evaluate_on_the_validation_split_scores_the_validation_images(paip_fixt
     assert "1 validation images" in (out / "report.md").read_text()
 
 
+def test_evaluate_with_views_scores_and_times_the_averaged_model(paip_fixture, tmp_path, paip_prepared,
+                                                                  tiny_model_file):
+    from paipviewer.core.imageio import read_image, read_mask
+    from paipviewer.core.inference import DEFAULT_OVERLAP, predict_image
+    from paipviewer.core.metrics import confusion
+
+    _, cache = paip_prepared
+    base = ["evaluate", "--data", str(paip_fixture), "--cache", str(cache), "--models", str(tiny_model_file),
+            "--runs", "1", "--tiles", "5", "--split", "val"]
+    assert cli(base + ["--out", str(tmp_path / "one")]) == 0
+    assert cli(base + ["--out", str(tmp_path / "eight"), "--views", "8"]) == 0
+    (one,) = csv.DictReader(open(tmp_path / "one" / "results.csv"))
+    (eight,) = csv.DictReader(open(tmp_path / "eight" / "results.csv"))
+    assert (one["views"], eight["views"]) == ("1", "8")
+    settings = PrepareSettings()
+    (sample,) = split_samples(select_samples(paip_fixture, settings), settings).val
+    loaded = load_model(tiny_model_file)
+    image = read_image(sample.image)
+    pred = predict_image(loaded.model, image, loaded.card.equalize, overlap=DEFAULT_OVERLAP, batch=8, views=8)
+    expected = confusion(pred.mask(loaded.card.threshold), read_mask(sample.mask, image.shape[:2])).dice
+    assert float(eight["dice_image"]) == pytest.approx(expected, abs=1e-4)
+    assert eight["dice_image"] != one["dice_image"]
+    assert "8 dihedral views" in (tmp_path / "eight" / "report.md").read_text()
+    assert "dihedral" not in (tmp_path / "one" / "report.md").read_text()
+    with pytest.raises(SystemExit):
+        cli(base + ["--out", str(tmp_path / "three"), "--views", "3"])
+
+
 def test_evaluate_split_all_scores_every_image_as_paipviewer_score_does(paip_fixture, tmp_path, paip_prepared,
                                                                         tiny_model_file, capsys):
     from paipviewer.__main__ import main as viewer_main

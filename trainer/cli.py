@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from paipviewer import __version__
+from paipviewer.core.inference import VIEWS
 from paipviewer.core.preprocess import DEFAULT_EQUALIZE, EQUALIZE_MODES
 
 from .fit import LOSSES
@@ -168,7 +169,7 @@ def cmd_table5(args) -> int:
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate
     _, failed = evaluate(args.models, args.data, args.out, _prepare_settings(args), seed=args.seed, runs=args.runs,
-                         tiles=args.tiles, split=args.split, overwrite=args.overwrite)
+                         tiles=args.tiles, split=args.split, overwrite=args.overwrite, views=args.views)
     for reason in failed.values():
         print(f"paip-train evaluate: error: not scored: {reason}", file=sys.stderr)
     return 1 if failed else 0
@@ -278,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("test", "val", "all"), default="test",
                    help="score the test images (default); the validation images, to choose between models "
                         "without looking at the test set; or every image of the folder (data no model trained on)")
+    p.add_argument("--views", type=int, choices=VIEWS, default=1,
+                   help="test-time augmentation: predict each tile in this many dihedral views (quarter turns, "
+                        "mirrored or not) and average them; about that many times slower (default 1: none)")
     p.add_argument("--overwrite", action="store_true", help="replace the results of an earlier evaluation in --out")
     p.set_defaults(func=cmd_evaluate)
 

@@ -39,7 +39,7 @@ import numpy as np
 from paipviewer.core.atomic import write_text_atomic
 from paipviewer.core.evidence import assess, row as image_row, rows_to_csv as image_rows_to_csv, truth_labels
 from paipviewer.core.imageio import ImageReadError, read_image
-from paipviewer.core.inference import DEFAULT_OVERLAP, predict_tiles
+from paipviewer.core.inference import DEFAULT_OVERLAP, check_views, predict_tiles
 from paipviewer.core.magnification import image_pixel_size, plan_scale, predict_at_scale
 from paipviewer.core.metrics import mean_score, pooled
 from paipviewer.core.objects import ObjectSettings
@@ -55,7 +55,7 @@ from .report import PLOT, REPORT, write_report
 COLUMNS = ["model", "architecture", "filters", "depth", "params", "file_mb", "file_mb_with_optimizer",
            "jaccard_57", "mean_iou_57", "empty_tiles_57", "jaccard_tiles", "dice_tiles", "jaccard_image",
            "dice_image", "jaccard_pooled", "dice_pooled", "nuclei_pred", "nuclei_true", "det_f1", "aji", "pq", "load_s", "predict57_s", "total57_s", "tf_import_s",
-           "epochs", "train_minutes", "train_device"]
+           "epochs", "train_minutes", "train_device", "views"]
 RESULTS = "results.csv"
 IMAGES = "images.csv"
 SPLITS = ("test", "val", "all")
@@ -94,14 +94,14 @@ def size_with_optimizer(loaded) -> int | None:
         return path.stat().st_size
 
 
-def timed_57(path: Path, tiles: np.ndarray, runs: int) -> tuple[float, float]:
+def timed_57(path: Path, tiles: np.ndarray, runs: int, views: int = 1) -> tuple[float, float]:
     """Median seconds to load the model file, and to predict the tiles one at a time after it."""
     loads, predicts = [], []
     for _ in range(runs):
         t0 = time.perf_counter()
         loaded = load_model(path, backend=backend_of(path))
         t1 = time.perf_counter()
-        predict_tiles(loaded.model, tiles, batch=1)
+        predict_tiles(loaded.model, tiles, batch=1, views=views)
         t2 = time.perf_counter()
         loads.append(t1 - t0)
         predicts.append(t2 - t1)
@@ -109,17 +109,18 @@ def timed_57(path: Path, tiles: np.ndarray, runs: int) -> tuple[float, float]:
 
 
 def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=print,
-                   mpp: float | None = None) -> tuple[dict, list[dict]]:
+                   mpp: float | None = None, views: int = 1) -> tuple[dict, list[dict]]:
     """One model's results row and its per-image rows. Whole images run at the model's scale (see
-    :mod:`paipviewer.core.magnification`); ``mpp`` is the pixel size of images that do not say."""
+    :mod:`paipviewer.core.magnification`); ``mpp`` is the pixel size of images that do not say.
+    Every figure of the row, times included, is of the model with ``views`` dihedral views a tile."""
     loaded = load_model(path, backend=backend_of(path))
     card, model = loaded.card, loaded.model
     # The test images as training saw its images: equalised whole, cut without overlap, not flipped.
     x, y, _ = tiles_of(test, PrepareSettings(equalize=card.equalize, flips=False))
     chosen = pick_tiles(len(x), n_tiles, seed)
     x57 = to_float(x[chosen])
-    load_s, predict_s = timed_57(path, x57, runs)
-    probs = predict_uint8_tiles(model, x)
+    load_s, predict_s = timed_57(path, x57, runs, views)
+    probs = predict_uint8_tiles(model, x, views=views)
     per_tile = tile_confusions(probs, y, [card.threshold])[card.threshold]
     tiles57 = [per_tile[i] for i in chosen]
     per_image, objects, image_rows = [], [], []
@@ -129,12 +130,12 @@ def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=pri
         t0 = time.perf_counter()
         size = image_pixel_size(s.image, mpp)
         scale = plan_scale(size, card.mpp)
-        pred = predict_at_scale(model, image, card.equalize, scale, overlap=DEFAULT_OVERLAP, batch=8)
+        pred = predict_at_scale(model, image, card.equalize, scale, overlap=DEFAULT_OVERLAP, batch=8, views=views)
         seconds = time.perf_counter() - t0
         a = assess(pred.probability, card.threshold, truth_labels(s.mask, image.shape[:2]), settings)
         per_image.append(a.pixels)
         objects.append(a.objects.scores)
-        image_rows.append(image_row(s.image.name, path.name, a, seconds, size.mpp, scale.factor))
+        image_rows.append(image_row(s.image.name, path.name, a, seconds, size.mpp, scale.factor, views))
     whole = pooled(per_image)
     epochs, seconds = training_totals(card.training)  # all runs, when a model was trained further
     row = {
@@ -154,21 +155,24 @@ def evaluate_model(path: Path, test, n_tiles: int, seed: int, runs: int, log=pri
         "train_minutes": "" if seconds is None else round(seconds / 60, 1),
         # Cards from before fit recorded the device were all trained on the CPU.
         "train_device": card.training.get("device", "cpu") if "epochs_run" in card.training else "",
+        "views": views,
     }
-    log(f"{path.name}: jaccard_57 {row['jaccard_57']:.3f}, dice_image {row['dice_image']:.3f}, "
-        f"{row['total57_s']:.1f} s for 57 tiles")
+    log(f"{path.name}{'' if views == 1 else f' ({views} views)'}: jaccard_57 {row['jaccard_57']:.3f}, "
+        f"dice_image {row['dice_image']:.3f}, {row['total57_s']:.1f} s for 57 tiles")
     return row, image_rows
 
 
 def evaluate(models: list[Path], data: Path, out: Path, settings: PrepareSettings = PrepareSettings(),
              seed: int = 42, runs: int = 3, tiles: int = 57, split: str = "test", overwrite: bool = False,
-             log=print) -> tuple[list[dict], dict[str, str]]:
-    """Score ``models`` on the ``split`` images: "test" to report, "val" to choose between models.
+             log=print, views: int = 1) -> tuple[list[dict], dict[str, str]]:
+    """Score ``models`` on the ``split`` images: "test" to report, "val" to choose between models;
+    each tile predicted as the mean of ``views`` dihedral views (test-time augmentation; 1: none).
 
     Returns the rows of the models scored and, by name, why any other could not be scored.
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose {', '.join(SPLITS)}")
+    check_views(views)
     out = check_writable_folder(out, "--out")
     check_new_files([out / name for name in (RESULTS, IMAGES, REPORT, PLOT)], "--out", overwrite)
     images = images_to_score(Path(data), settings, split, log)
@@ -177,7 +181,7 @@ def evaluate(models: list[Path], data: Path, out: Path, settings: PrepareSetting
     rows, image_rows, failed = [], [], {}
     for path, name in zip(models, model_names(models)):
         try:
-            row, per_image = evaluate_model(path, images, tiles, seed, runs, log, settings.mpp)
+            row, per_image = evaluate_model(path, images, tiles, seed, runs, log, settings.mpp, views)
         except ImageReadError:  # the data's fault, not the model's: every model would fail on it
             raise
         except (ValueError, OSError) as exc:  # a damaged or foreign file: the other models are still scored
@@ -190,7 +194,8 @@ def evaluate(models: list[Path], data: Path, out: Path, settings: PrepareSetting
     if rows:
         write_text_atomic(out / RESULTS, rows_to_csv(rows))
         write_text_atomic(out / IMAGES, image_rows_to_csv(image_rows))
-        write_report(rows, out, data=Path(data), n_test=len(images), tiles=tiles, seed=seed, runs=runs, split=split)
+        write_report(rows, out, data=Path(data), n_test=len(images), tiles=tiles, seed=seed, runs=runs, split=split,
+                     views=views)
         log(f"wrote {out / RESULTS}, {out / IMAGES}, {out / REPORT}, {out / PLOT}")
     return rows, failed
 

@@ -123,12 +123,13 @@ class _TimeLimit:
         return TimeLimit()
 
 
-def predict_uint8_tiles(model, x: np.ndarray, batch: int = 8) -> np.ndarray:
-    """Probabilities (N, h, w) of uint8 tiles, converted to the network's float input in chunks."""
+def predict_uint8_tiles(model, x: np.ndarray, batch: int = 8, views: int = 1) -> np.ndarray:
+    """Probabilities (N, h, w) of uint8 tiles, converted to the network's float input in chunks
+    (``views``: see :func:`paipviewer.core.inference.predict_tiles`)."""
     from paipviewer.core.inference import predict_tiles
     from paipviewer.core.preprocess import to_float
 
-    return np.concatenate([predict_tiles(model, to_float(np.asarray(x[i:i + 64])), batch)
+    return np.concatenate([predict_tiles(model, to_float(np.asarray(x[i:i + 64])), batch, views=views)
                            for i in range(0, len(x), 64)])
 
 

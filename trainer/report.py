@@ -25,7 +25,7 @@ SPLIT_WORDS = {"test": "test images (never used in training or validation)",
 
 
 def markdown(rows: list[dict], data: Path, n_test: int, tiles: int, seed: int, runs: int,
-             split: str = "test") -> str:
+             split: str = "test", views: int = 1) -> str:
     study = study_rows()
     lines = [
         "# Evaluation report",
@@ -34,6 +34,10 @@ def markdown(rows: list[dict], data: Path, n_test: int, tiles: int, seed: int, r
         f"Study protocol: {tiles} random 256x256 {split} tiles (seed {seed}); whole images by sliding window.",
         f"Times: median of {runs} runs on this machine's CPU, wall clock; `load` reads the model file, "
         f"`57 tiles` is the {tiles} predictions one tile at a time; TensorFlow's import is measured apart.",
+        *([] if views == 1 else [
+            f"Test-time augmentation: every tile, timed ones included, is the mean of the model's outputs on "
+            f"{views} dihedral views of it (quarter turns, mirrored or not), so times are about {views} times "
+            f"the model's alone."]),
         "",
         "| model | params | study params | MB | MB with Adam | study MB | Jaccard 57 | mean IoU 57 | study Jaccard "
         "| Dice tiles | Jaccard image | Dice image | load s | 57 tiles s | study s | epochs | train min | trained on |",
@@ -126,7 +130,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def write_report(rows: list[dict], out: Path, data: Path, n_test: int, tiles: int, seed: int, runs: int,
-                 split: str = "test") -> None:
+                 split: str = "test", views: int = 1) -> None:
     out.mkdir(parents=True, exist_ok=True)
     plot(rows, out / PLOT)
-    write_text_atomic(out / REPORT, markdown(rows, data, n_test, tiles, seed, runs, split))
+    write_text_atomic(out / REPORT, markdown(rows, data, n_test, tiles, seed, runs, split, views))

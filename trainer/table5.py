@@ -36,11 +36,15 @@ COLUMNS = ["variant", "architecture", "filters", "depth", "status", "model", "pa
 
 
 def read_results(paths: list[Path]) -> dict[tuple[str, int, int], dict]:
-    """Rows of ``evaluate``'s results.csv files by variant; the first file that scored a variant wins."""
+    """Rows of ``evaluate``'s results.csv files by variant; the first file that scored a variant wins.
+    Rows scored with test-time augmentation (``views`` > 1) are left out: Table V compares the
+    models themselves, their times included."""
     found: dict[tuple[str, int, int], dict] = {}
     for path in paths:
         with open(path, newline="") as fh:
             for row in csv.DictReader(fh):
+                if row.get("views", "1") not in ("", "1"):
+                    continue
                 key = (row["architecture"], int(row["filters"]), int(row["depth"]))
                 found.setdefault(key, {**row, "source": str(path)})
     return found

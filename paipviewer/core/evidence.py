@@ -20,7 +20,7 @@ from .objects import Matching, ObjectSettings, label_nuclei, match_nuclei
 
 # scores.csv, one row per image and model; empty cells where there is no ground truth.
 COLUMNS = ["image", "model", "threshold", "dice", "jaccard", "precision", "recall", "tp", "fp", "fn",
-           "nuclei_pred", "nuclei_true", "det_f1", "aji", "pq", "seconds", "mpp", "scale"]
+           "nuclei_pred", "nuclei_true", "det_f1", "aji", "pq", "seconds", "mpp", "scale", "views"]
 TRUTH_COLUMNS = {"dice", "jaccard", "precision", "recall", "tp", "fp", "fn", "nuclei_true", "det_f1", "aji", "pq"}
 
 
@@ -71,10 +71,11 @@ def assess(probability: np.ndarray, threshold: float, truth: np.ndarray | None,
 
 
 def row(image: str, model: str, assessment: Assessment, seconds: float | None, mpp: float | None = None,
-        scale: float = 1.0) -> dict:
-    """A scores.csv row; ``mpp`` is the image's pixel size (None: unknown) and ``scale`` the factor it
-    was resampled by to reach the model's (1: as is)."""
-    return {"image": image, "model": model, **assessment.scores(), "seconds": seconds, "mpp": mpp, "scale": scale}
+        scale: float = 1.0, views: int = 1) -> dict:
+    """A scores.csv row; ``mpp`` is the image's pixel size (None: unknown), ``scale`` the factor it
+    was resampled by to reach the model's (1: as is) and ``views`` the dihedral views averaged a tile."""
+    return {"image": image, "model": model, **assessment.scores(), "seconds": seconds, "mpp": mpp, "scale": scale,
+            "views": views}
 
 
 def rows_to_csv(rows: list[dict], columns: list[str] = COLUMNS) -> str:

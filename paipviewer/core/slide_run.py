@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path, write_text_atomic
-from .inference import Cancelled
+from .inference import Cancelled, check_views
 from .magnification import Scale, predict_at_scale
 from .metrics import Confusion, confusion
 from .objects import ObjectSettings, OverlapCounts, label_nuclei
@@ -48,11 +48,12 @@ class SlidePrediction:
     blocks_skipped: int       # glass
     seconds: float
     resumed: int              # blocks found finished from an earlier run
+    views: int = 1            # dihedral views averaged a tile (paipviewer.core.inference.VIEWS)
 
 
-def _identity(slide: Slide, model_id: str, scale: Scale, region) -> str:
+def _identity(slide: Slide, model_id: str, scale: Scale, region, views: int) -> str:
     text = json.dumps([str(slide.path.resolve()), slide.path.stat().st_size, slide.dimensions, model_id,
-                       scale.factor, region, BLOCK, MARGIN])
+                       scale.factor, region, BLOCK, MARGIN, views])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -72,8 +73,11 @@ def predict_slide(model, equalize_mode: str, slide: Slide, scale: Scale, work: P
                   region: tuple[int, int, int, int] | None = None,
                   progress: Callable[[int, int], None] | None = None,
                   cancelled: Callable[[], bool] | None = None,
-                  on_block: Callable[[tuple[int, int, int, int]], None] | None = None) -> SlidePrediction:
-    """Run a model over a slide into ``work``/probability.npy, resuming a matching earlier run there."""
+                  on_block: Callable[[tuple[int, int, int, int]], None] | None = None,
+                  views: int = 1) -> SlidePrediction:
+    """Run a model over a slide into ``work``/probability.npy, resuming a matching earlier run there
+    (one with the same model, scale, region and ``views``)."""
+    check_views(views)
     t0 = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
     width, height = slide.dimensions
@@ -81,7 +85,7 @@ def predict_slide(model, equalize_mode: str, slide: Slide, scale: Scale, work: P
     tissue = tissue_mask(thumb)
     equalizer = SampledEqualizer(equalize_mode, thumb[tissue] if tissue.any() else thumb.reshape(-1, 3))
     grid = blocks(width, height, BLOCK, region)
-    ident = _identity(slide, model_id, scale, region)
+    ident = _identity(slide, model_id, scale, region, views)
     state_path = work / "state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     fresh = state.get("identity") != ident
@@ -102,7 +106,7 @@ def predict_slide(model, equalize_mode: str, slide: Slide, scale: Scale, work: P
         else:
             x, y, w, h = box  # only the block's tissue is read and run; its glass stays 0
             pixels = equalizer(slide.read(x - margin, y - margin, w + 2 * margin, h + 2 * margin))
-            p = predict_at_scale(model, pixels, "none", scale).probability  # equalised already
+            p = predict_at_scale(model, pixels, "none", scale, views=views).probability  # equalised already
             prob[y:y + h, x:x + w] = np.clip(np.rint(p[margin:margin + h, margin:margin + w] * 255), 0, 255)
             run += 1
         done.add(block)
@@ -112,7 +116,7 @@ def predict_slide(model, equalize_mode: str, slide: Slide, scale: Scale, work: P
             on_block(block)
         if progress is not None:
             progress(k + 1, len(grid))
-    return SlidePrediction(prob, run, len(grid), skipped, time.perf_counter() - t0, resumed)
+    return SlidePrediction(prob, run, len(grid), skipped, time.perf_counter() - t0, resumed, views)
 
 
 def label_slide(probability: np.ndarray, threshold: float, settings: ObjectSettings, work: Path,
