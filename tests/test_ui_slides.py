@@ -70,6 +70,22 @@ def test_a_drawn_region_is_what_runs(window, qtbot):
     assert window.region() is None and window.run_view.text() == "Run on view"
 
 
+def test_a_region_runs_with_8_views_when_asked(window, qtbot):
+    window.region_box.setChecked(True)
+    window.roi.setPos((300, 400))
+    window.roi.setSize((200, 200))
+    maps = []
+    for eight in (False, True):
+        window.views.setChecked(eight)
+        with qtbot.waitSignal(window.finished, timeout=300000) as done:
+            window.run_view.click()
+        result = done.args[0]
+        assert result.prediction.views == (8 if eight else 1) and result.prediction.resumed == 0
+        maps.append(np.asarray(result.prediction.probability[400:600, 300:500], dtype=int))
+    assert maps[0].max() > 200 and maps[1].max() > 200
+    assert 0 < np.abs(maps[0] - maps[1]).mean() < 10  # the same nuclei, a little steadier
+
+
 def test_no_misses_are_drawn_where_the_model_did_not_run(window, qtbot):
     from paipviewer.viewer.layers import PALETTE
 

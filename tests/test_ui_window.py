@@ -410,3 +410,34 @@ def test_a_dropped_slide_opens_in_its_own_window(window, qtbot, tmp_path):
     qtbot.addWidget(opened)
     assert opened.path == slide and opened.isVisible()
     opened.close()
+
+
+def test_average_8_views_runs_again_with_test_time_augmentation_and_is_kept(qtbot, tmp_path, models, cache, samples):
+    from paipviewer.core.inference import predict_image
+
+    path = tmp_path / "settings.ini"
+    w = make_window(qtbot, tmp_path, models, cache, Settings(path))
+    w.open_paths([samples])
+    wait_done(qtbot, w)
+    entry = w.current_entry()
+    one = entry.results[w.model_key].prediction
+    assert one.views == 1 and w.metrics_panel.value(0, "runtime") == "Keras"
+    action = w.actions["views"]
+    assert action.isCheckable() and not action.isChecked() and action in w.menuBar().actions()[2].menu().actions()
+    action.setChecked(True)
+    assert w.model_key not in entry.results  # the one-view map is gone at once, never shown as the new one
+    wait_done(qtbot, w)
+    eight = entry.results[w.model_key].prediction
+    assert eight.views == 8 and w.metrics_panel.value(0, "runtime") == "Keras, 8 views"
+    loaded, _ = cache.get(w.model_key)
+    expected = predict_image(loaded.model, entry.image, loaded.card.equalize, views=8).probability
+    np.testing.assert_allclose(eight.probability, expected, atol=1e-5)
+    c = confusion(eight.probability >= w.session.threshold(w.model_key), entry.truth)
+    assert w.metrics_panel.value(0, "jaccard") == f"{c.jaccard:.3f}"
+    w.close()
+    assert Settings(path).views == 8
+    w2 = make_window(qtbot, tmp_path, models, cache, Settings(path))
+    assert w2.session.views == 8 and w2.actions["views"].isChecked()
+    w2.actions["views"].setChecked(False)
+    assert w2.session.views == 1 and Settings(path).views == 1
+    w2.close()

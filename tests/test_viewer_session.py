@@ -328,3 +328,31 @@ def test_main_module_does_not_import_tensorflow():
             "sys.exit(any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], env={"QT_QPA_PLATFORM": "offscreen",
                                                             "PATH": "/usr/bin"}).returncode == 0
+
+
+def test_changing_the_views_drops_every_result_and_plans_runs_with_the_new_views(session):
+    s = session
+    s.set_compare(s.n)
+    first = s.entries[0]
+    s.select(first.key)
+    truth_count = s.truth_count(first)
+    assert s.views == 1 and first.results and not [j for j in wanted(s) if j.kind == "run"]
+    seen = []
+    s.events.connect(ev.MODELS, lambda: seen.append("models"))
+    s.set_views(8)
+    assert s.views == 8 and seen == ["models"]
+    assert all(not e.results and not any(len(k) > 1 for k in e.derived) for e in s.entries)
+    assert s.truth_count(first) == truth_count  # the ground truth did not change
+    runs = [j for j in wanted(s) if j.kind == "run"]
+    assert {(j.model_key, j.views) for j in runs} == {(s.m, 8), (s.n, 8)}
+    # A run that started with one view and finishes now is another way of predicting: not kept.
+    prob = np.full((256, 256), 0.9, np.float32)
+    s.apply(ModelRan(first.key, s.m, Result(Prediction(prob, views=1), levels_of(prob))))
+    assert s.m not in first.results
+    s.apply(ModelRan(first.key, s.m, Result(Prediction(prob, views=8), levels_of(prob))))
+    assert s.m in first.results and "8 views" in describe.metric_column(s, first, s.m)["runtime"]
+    with pytest.raises(ValueError, match="views must be one of"):
+        s.set_views(3)
+    seen.clear()
+    s.set_views(8)
+    assert seen == [] and s.m in first.results  # the same views again changes nothing

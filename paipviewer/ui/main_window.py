@@ -74,6 +74,7 @@ class MainWindow(QMainWindow):
         for kind in KINDS:
             self.session.layer_sets[kind] = self.settings.layer_set(kind)
         self.session.stated_mpp = self.settings.pixel_sizes
+        self.session.set_views(self.settings.views)
         self.scheduler = Scheduler(self.session, cache)
         self.opacity = self.settings.opacity
         self._probability_cache: tuple | None = None
@@ -281,6 +282,12 @@ class MainWindow(QMainWindow):
         if ok:
             self.session.state_pixel_size(entry, mpp, folder=True)
             self.settings.pixel_sizes = self.session.stated_mpp
+
+    def set_views(self, eight: bool) -> None:
+        """Run > Average 8 views: every model runs again with (or without) test-time augmentation."""
+        self.session.set_views(8 if eight else 1)
+        self.settings.views = self.session.views
+        self._show_status()
 
     def ask_for_card(self, key: str) -> None:
         dialog = CardDialog(Path(key), self)

@@ -71,6 +71,15 @@ class Settings:
         self.q.setValue("pixel_sizes", json.dumps(dict(value)))
 
     @property
+    def views(self) -> int:
+        """Dihedral views averaged a tile (Run > Average 8 views)."""
+        return self._get("views", 1, _views)
+
+    @views.setter
+    def views(self, value: int) -> None:
+        self.q.setValue("views", int(value))
+
+    @property
     def model(self) -> str:
         return self._get("model", "")
 
@@ -128,6 +137,12 @@ def _pixel_sizes(value) -> dict[str, float]:
     if not isinstance(items, dict) or not all(isinstance(k, str) and plausible(v) for k, v in items.items()):
         raise ValueError("not a table of microns per pixel")
     return {k: float(v) for k, v in items.items()}
+
+
+def _views(value) -> int:
+    from paipviewer.core.inference import check_views
+
+    return check_views(int(value))
 
 
 def _fraction(value) -> float:

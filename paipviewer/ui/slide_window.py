@@ -131,6 +131,10 @@ class SlideWindow(QMainWindow):
         self.rescale.setToolTip("Resample the slide to the pixel size the model was trained at (recommended)")
         self.rescale.toggled.connect(lambda *_: self._describe())
         form.addRow(self.rescale)
+        self.views = QCheckBox("Average 8 views (slower)")
+        self.views.setToolTip("Test-time augmentation: predict each tile turned and mirrored eight ways and "
+                              "average the maps; about eight times the time")
+        form.addRow(self.views)
         layout.addLayout(form)
         self.region_box = QCheckBox("Draw a region to run on")
         self.region_box.setToolTip("A rectangle over the slide you can move and resize; Run then runs on it")
@@ -228,7 +232,8 @@ class SlideWindow(QMainWindow):
         self.view.set_overlay_source(None, None, self.threshold.value())
         self._probability_file = work_folder(self.path, key) / "probability.npy"
         self.task = Task(run_slide, self.cache, key, self.path, self.truth, region, self.threshold.value(),
-                         self.rescale.isChecked(), on_block=self._blocks.done.emit)
+                         self.rescale.isChecked(), 8 if self.views.isChecked() else 1,
+                         on_block=self._blocks.done.emit)
         self.task.signals.progress.connect(self._progress)
         self.task.signals.cancelled.connect(self._ended)
         self.task.signals.finished.connect(self._ended)

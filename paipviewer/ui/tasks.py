@@ -165,7 +165,7 @@ class Scheduler(QObject):
             return lambda **kw: jobs.load_image(entry.key, entry.path, entry.mask_path, **kw)
         if job.kind == "run":
             size = s.pixel_size(entry)
-            return lambda **kw: jobs.run_on(cache, entry.key, job.model_key, entry.image, size, **kw)
+            return lambda **kw: jobs.run_on(cache, entry.key, job.model_key, entry.image, size, views=job.views, **kw)
         if job.kind == "objects":
             result, labels = entry.results[job.model_key], entry.truth_labels
             settings = s.object_settings(job.model_key)
@@ -173,7 +173,7 @@ class Scheduler(QObject):
                                                     settings, **kw)
         size = s.pixel_size(entry)
         return lambda **kw: jobs.score(cache, entry.key, job.model_key, (entry.path, entry.mask_path),
-                                       entry.image, size, **kw)
+                                       entry.image, size, views=job.views, **kw)
 
     def _current(self, task: Task) -> bool:
         job = task.tag

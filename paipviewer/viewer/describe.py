@@ -117,7 +117,8 @@ def metric_column(session: Session, entry: ImageEntry | None, model: str) -> dic
     out["area"] = f"{100 * pixels / result.levels.size:.1f}% ({pixels:,} px)"
     for key, value in result.prediction.timing.items():
         out[key] = f"{value:.2f}"
-    out["runtime"] = result.runtime
+    views = result.prediction.views
+    out["runtime"] = result.runtime + (f", {views} views" if views > 1 else "")
     out["pixel_size"] = session.pixel_size(entry).text().replace("um/px", "µm/px")
     out["scale"] = scale_text(result.scale)
     return out

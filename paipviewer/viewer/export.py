@@ -39,6 +39,7 @@ class Item:
     seconds: float | None
     mpp: float | None = None        # the image's pixel size as the viewer used it
     scale: float = 1.0              # the factor the image was resampled by for the model
+    views: int = 1                  # dihedral views averaged a tile
 
 
 @dataclass
@@ -81,7 +82,8 @@ def plan(session: Session) -> Plan:
             items.append(Item(entry.path, entry.image, entry.truth_labels, name, result.prediction.probability,
                               session.threshold(model), session.object_settings(model),
                               session.assessment(entry, model), result.prediction.timing.get("total"),
-                              session.pixel_size(entry).mpp, result.scale.factor if result.scale else 1.0))
+                              session.pixel_size(entry).mpp, result.scale.factor if result.scale else 1.0,
+                              result.prediction.views))
     return Plan(items, unscored)
 
 
@@ -112,7 +114,8 @@ def export(folder: Path, items: list[Item], *, progress, cancelled) -> Exported:
             done.errors.append((item.image_path, f"{item.model_name}: {_reason(exc)}"))
         else:
             done.files += files.values()
-            done.rows.append(row(item.image_path.name, item.model_name, found, item.seconds, item.mpp, item.scale))
+            done.rows.append(row(item.image_path.name, item.model_name, found, item.seconds, item.mpp, item.scale,
+                                 item.views))
         last_of_image = k + 1 == len(items) or items[k + 1].image_path != item.image_path
         if last_of_image and done.rows:
             try:

@@ -113,9 +113,9 @@ class ModelCache:
 
 
 def run_model(cache: ModelCache, model_key: str, image: np.ndarray, pixel_size: PixelSize = UNKNOWN,
-              rescale: bool = True, *, progress, cancelled) -> Result:
+              rescale: bool = True, views: int = 1, *, progress, cancelled) -> Result:
     """Load (once) and run a model over an image, at the model's pixel size where the image's is known
-    and differs (see :mod:`paipviewer.core.magnification`)."""
+    and differs (see :mod:`paipviewer.core.magnification`), ``views`` dihedral views a tile."""
     from paipviewer.core.magnification import plan_scale, predict_at_scale
     from paipviewer.core.scoring import levels_of
 
@@ -126,7 +126,7 @@ def run_model(cache: ModelCache, model_key: str, image: np.ndarray, pixel_size: 
         scale = plan_scale(pixel_size, loaded.card.mpp, rescale)
         try:
             prediction = predict_at_scale(loaded.model, image, loaded.card.equalize, scale,
-                                          progress=progress, cancelled=cancelled)
+                                          progress=progress, cancelled=cancelled, views=views)
         except Cancelled:
             raise
         except Exception as exc:
@@ -145,13 +145,13 @@ def load_image(key: str, image_path: Path, mask_path: Path | None, *, progress, 
 
 
 def run_on(cache: ModelCache, key: str, model_key: str, image: np.ndarray, pixel_size: PixelSize = UNKNOWN,
-           rescale: bool = True, *, progress, cancelled) -> ModelRan:
-    return ModelRan(key, model_key, run_model(cache, model_key, image, pixel_size, rescale,
+           rescale: bool = True, views: int = 1, *, progress, cancelled) -> ModelRan:
+    return ModelRan(key, model_key, run_model(cache, model_key, image, pixel_size, rescale, views,
                                               progress=progress, cancelled=cancelled))
 
 
 def score(cache: ModelCache, key: str, model_key: str, paths: tuple, image: np.ndarray | None,
-          pixel_size: PixelSize = UNKNOWN, rescale: bool = True, *, progress, cancelled) -> Scored:
+          pixel_size: PixelSize = UNKNOWN, rescale: bool = True, views: int = 1, *, progress, cancelled) -> Scored:
     """Background scoring: an image that may not be loaded yet, then the model. ``pixel_size`` is the
     session's for the image; an image read here may turn out to carry its own, which wins."""
     loaded = None
@@ -160,7 +160,7 @@ def score(cache: ModelCache, key: str, model_key: str, paths: tuple, image: np.n
         image = loaded.image
         if loaded.pixel_size.mpp:
             pixel_size = loaded.pixel_size
-    return Scored(loaded, run_on(cache, key, model_key, image, pixel_size, rescale,
+    return Scored(loaded, run_on(cache, key, model_key, image, pixel_size, rescale, views,
                                  progress=progress, cancelled=cancelled))
 
 

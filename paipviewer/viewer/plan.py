@@ -24,6 +24,7 @@ class Job:
     image_key: str
     model_key: str
     threshold: float | None = None  # the nuclei of a mask at this threshold ("objects")
+    views: int = 1                  # dihedral views a tile ("run", "score"): a change makes a new job
 
 
 def wanted(session: Session, current_only: bool = False) -> list[Job]:
@@ -42,7 +43,7 @@ def wanted(session: Session, current_only: bool = False) -> list[Job]:
             for slot, model in (("primary", session.model_key), ("compare", session.compare_key)):
                 if (model and session.usable(model) and model not in entry.results
                         and model not in entry.failures):
-                    current.append(Job(slot, "run", entry.key, model))
+                    current.append(Job(slot, "run", entry.key, model, views=session.views))
             for slot, model in (("objects", session.model_key), ("objects_compare", session.compare_key)):
                 if model and session.wants_assessment(entry, model):
                     current.append(Job(slot, "objects", entry.key, model, session.threshold(model)))
@@ -53,7 +54,7 @@ def wanted(session: Session, current_only: bool = False) -> list[Job]:
         for model in models:
             nxt = session.next_unscored(model, after=start)
             if nxt is not None:
-                jobs.append(Job("background", "score", nxt.key, model))
+                jobs.append(Job("background", "score", nxt.key, model, views=session.views))
                 break
     # The nuclei of images already scored follow the threshold, as their pixel scores do.
     for model in models:

@@ -18,7 +18,7 @@ from paipviewer.core import metrics, scoring
 from paipviewer.core.datasets import file_identity
 from paipviewer.core.evidence import Assessment, truth_labels
 from paipviewer.core.imageio import ImageReadError
-from paipviewer.core.inference import InferenceError
+from paipviewer.core.inference import InferenceError, check_views
 from paipviewer.core.magnification import PixelSize
 from paipviewer.core.modelfile import DEFAULT_THRESHOLD, ModelFileError
 from paipviewer.core.objects import ObjectSettings
@@ -77,6 +77,9 @@ class Session:
         self.pending_cards: dict[str, tuple] = {}  # key -> (card the user made, save it beside the model)
         # Microns per pixel the user stated, by image file or folder, for files that do not say.
         self.stated_mpp: dict[str, float] = {}
+        # Dihedral views averaged a tile (test-time augmentation, paipviewer.core.inference): one for
+        # a first result in about a second; eight when the user asks for the steadier map.
+        self.views = 1
 
     # ------------------------------------------------------------------ opening
     def add(self, paths) -> Opened:
@@ -262,8 +265,8 @@ class Session:
 
     def _add_result(self, value: ModelRan) -> None:
         entry = self.find(value.key)
-        if entry is None:
-            return
+        if entry is None or value.result.prediction.views != self.views:
+            return  # ran before the user changed the views: another way of predicting
         entry.results[value.model] = value.result
         entry.failures.pop(value.model, None)
         for key in [k for k in entry.derived if len(k) > 1 and k[1] == value.model]:
@@ -431,11 +434,26 @@ class Session:
         changed = [e for e in self.entries if not e.pixel_size.mpp
                    and (e is entry or (folder and e.path.parent == entry.path.parent))]
         for e in changed:
-            e.results.clear()
-            e.failures.clear()
-            e.derived.clear()
-            self.events.emit(ev.ENTRY, e.key)
+            self._forget_results(e)
         return changed
+
+    def set_views(self, views: int) -> None:
+        """Run every model with ``views`` dihedral views a tile from now on: what ran with another
+        number is dropped (the figures would mix two ways of predicting), and runs again as wanted."""
+        check_views(views)
+        if views == self.views:
+            return
+        self.views = views
+        for entry in self.entries:
+            self._forget_results(entry)
+        self.events.emit(ev.MODELS)
+
+    def _forget_results(self, entry: ImageEntry) -> None:
+        entry.results.clear()
+        entry.failures.clear()
+        for key in [k for k in entry.derived if len(k) > 1]:
+            del entry.derived[key]  # each model's figures; the true nuclei count stays
+        self.events.emit(ev.ENTRY, entry.key)
 
     def object_settings(self, model: str) -> ObjectSettings:
         """How a model's mask is split into nuclei: its card's ``objects`` field, else the defaults."""

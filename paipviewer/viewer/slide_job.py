@@ -47,9 +47,9 @@ def read_truth(truth_path: Path | None, slide: Slide) -> np.ndarray | None:
 
 
 def run_slide(cache: ModelCache, model_key: str, slide_path: Path, truth: np.ndarray | None,
-              region: tuple | None, threshold: float | None, rescale: bool = True, *, progress, cancelled,
-              on_block=None) -> SlideResult:
-    """Predict (resuming an earlier run of the same slide, model and region), then label and score."""
+              region: tuple | None, threshold: float | None, rescale: bool = True, views: int = 1, *, progress,
+              cancelled, on_block=None) -> SlideResult:
+    """Predict (resuming an earlier run of the same slide, model, region and views), then label and score."""
     t0 = time.perf_counter()
     with cache.lock(model_key):
         loaded, _ = cache.get(model_key)
@@ -60,7 +60,8 @@ def run_slide(cache: ModelCache, model_key: str, slide_path: Path, truth: np.nda
         work = work_folder(slide_path, model_key)
         with cache.lock(model_key):
             prediction = predict_slide(loaded.model, card.equalize, slide, scale, work, Path(model_key).stem,
-                                       region, progress=progress, cancelled=cancelled, on_block=on_block)
+                                       region, progress=progress, cancelled=cancelled, on_block=on_block,
+                                       views=views)
     result = SlideResult(Path(model_key).stem, prediction, scale, threshold, region)
     labels, boxes = label_slide(prediction.probability, threshold, ObjectSettings.from_dict(card.objects), work)
     result.nuclei = len(boxes)
