@@ -68,6 +68,12 @@ def main() -> None:
     pump(w.is_idle)
     shot("viewer_tp_fp_fn")
 
+    w.actions["views"].trigger()  # Run > Average 8 views: the same tile, test-time augmentation
+    pump(lambda: w.is_idle() and s.model_key in s.current().results)
+    shot("eight_views")
+    w.actions["views"].trigger()
+    pump(lambda: w.is_idle() and s.model_key in s.current().results)
+
     w.actions["toggle_errors"].trigger()
     w.actions["toggle_probability"].trigger()
     shot("probability")
