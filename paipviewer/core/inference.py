@@ -21,7 +21,7 @@ DEFAULT_OVERLAP = 32
 DEFAULT_BATCH = 1
 # Test-time augmentation: how many of a tile's eight dihedral views (quarter turns, mirrored or not)
 # are predicted and averaged. 1 is the model alone; 8 lifted ELU-Net 8/5's whole-image validation
-# Dice by 0.006 on MoNuSeg for eight times the time (docs/results/views.md).
+# Dice by 0.005 on MoNuSeg for 6-7 times the time (docs/results/views.md).
 VIEWS = (1, 2, 4, 8)
 
 
@@ -82,7 +82,7 @@ def _predict_batch(model, x: np.ndarray, views: int) -> np.ndarray:
         # whose per-layer Python overhead dominates small models.
         y = np.asarray(model.predict_on_batch(np.ascontiguousarray(_view(x, k))), dtype=np.float32)[..., 0]
         y = _unview(y, k)
-        total = y.copy() if total is None else total + y
+        total = y if total is None else total + y  # a new array: the model's output is never changed
     return total / views if views > 1 else total
 
 
