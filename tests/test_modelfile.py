@@ -53,6 +53,36 @@ def test_refuses_to_overwrite(tiny_model_file):
     assert not list(tiny_model_file.parent.glob("*.part"))
 
 
+
+@pytest.mark.parametrize("failing", ["card", "onnx"])
+def test_a_failed_save_leaves_the_folder_as_it_was(tiny_model_file, tmp_path, monkeypatch, failing):
+    """A full disk while the card is written, or an export that fails, must not leave new weights
+    without their card, nor new weights beside the old card."""
+    import errno
+
+    from paipviewer.core import backends
+    folder = tmp_path / "m"
+    folder.mkdir()
+    old = folder / "m.keras"
+    shutil.copy(tiny_model_file, old)
+    shutil.copy(card_path(tiny_model_file), card_path(old))
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    loaded = load_model(old)
+    if failing == "card":
+        def full_disk(self):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        monkeypatch.setattr(ModelCard, "to_json", full_disk)
+    else:
+        def broken_export(keras_path, path, tile=256):
+            raise ModelFileError(f"{path.name}: the ONNX export failed (test)")
+        monkeypatch.setattr(backends, "export_onnx", broken_export)
+    card = read_card(old)
+    card.threshold = 0.4
+    for target in (old, folder / "new.keras"):
+        with pytest.raises((OSError, ModelFileError)):
+            save_model(loaded.model, card, target, overwrite=True, onnx=True)
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing new, nothing half-made
+
 def test_truncated_file(tiny_model_file, tmp_path):
     broken = tmp_path / "broken.keras"
     broken.write_bytes(tiny_model_file.read_bytes()[:5000])

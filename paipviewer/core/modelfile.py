@@ -13,6 +13,7 @@ listing models stays instant, and the viewer runs without TensorFlow when the ``
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -128,8 +129,11 @@ def now_iso() -> str:
 def save_model(model, card: ModelCard, path: str | os.PathLike, overwrite: bool = False,
                include_optimizer: bool = False, onnx: bool = False) -> Path:
     """Write ``model`` and its card atomically, and with ``onnx`` the same network as ``.onnx`` for
-    ONNX Runtime; refuse to replace an existing file unless asked. The card, written last, lists
-    the files."""
+    ONNX Runtime; refuse to replace an existing file unless asked. The card lists the files.
+
+    Every file is written to a temporary first and none is put in place until all are written, card
+    last: a full disk or a failed export leaves the folder as it was, never a model without its card
+    or new weights beside an old card."""
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"model files end in .keras, got {path.name}")
@@ -141,20 +145,23 @@ def save_model(model, card: ModelCard, path: str | os.PathLike, overwrite: bool 
     if not card.project_version:
         from paipviewer import __version__
         card.project_version = __version__
-    with atomic_path(path) as tmp:
+    card.files = [path.name] + ([onnx_path.name] if onnx else [])
+    # atomic_path puts its file in place on leaving, so the one entered first (the card) lands last.
+    with contextlib.ExitStack() as staged:
+        card_tmp = staged.enter_context(atomic_path(card_path(path)))
+        onnx_tmp = staged.enter_context(atomic_path(onnx_path)) if onnx else None
+        keras_tmp = staged.enter_context(atomic_path(path))
         if include_optimizer:
-            model.save(tmp)
+            model.save(keras_tmp)
         else:
-            _save_without_optimizer(model, tmp)
-    card.files = [path.name]
-    if onnx:
-        from .backends import export_onnx, load_onnx
-        export_onnx(path, onnx_path, card.input_size)
-        check_shapes(load_onnx(onnx_path), onnx_path.name)  # an export that went wrong fails here, not in a viewer
-        card.files.append(onnx_path.name)
-    elif onnx_path.exists():
+            _save_without_optimizer(model, keras_tmp)
+        if onnx_tmp is not None:
+            from .backends import export_onnx, load_onnx
+            export_onnx(keras_tmp, onnx_tmp, card.input_size)
+            check_shapes(load_onnx(onnx_tmp), onnx_path.name)  # an export that went wrong fails here, not in a viewer
+        write_text_atomic(card_tmp, card.to_json())
+    if not onnx and onnx_path.exists():
         onnx_path.unlink()  # an older network's export must not stand beside the new weights
-    write_text_atomic(card_path(path), card.to_json())
     return path
 
 
