@@ -48,6 +48,7 @@ AT_LEAST_0 = _checked(int, lambda v: v >= 0, "an integer >= 0")
 POSITIVE = _checked(float, lambda v: 0 < v < math.inf, "a number > 0")
 AT_LEAST_0_FLOAT = _checked(float, lambda v: 0 <= v < math.inf, "a number >= 0")
 FRACTION = _checked(float, lambda v: 0 <= v < 1, "a number from 0 up to, not including, 1")
+PROBABILITY = _checked(float, lambda v: 0 < v < 1, "a number between 0 and 1")
 DEPTH = _checked(int, lambda v: MIN_DEPTH <= v <= MAX_DEPTH, f"an integer from {MIN_DEPTH} to {MAX_DEPTH}")
 MPP = _checked(lambda t: None if t == "any" else float(t), lambda v: v is None or 0 < v < math.inf,
                "'any' or a number > 0")
@@ -93,7 +94,7 @@ def _fit_settings(args, architecture, filters, depth):
                        init_from=str(args.init_from) if getattr(args, "init_from", None) else None,
                        tune_threshold=args.tune_threshold, lr_plateau=args.lr_plateau,
                        augment=args.augment, stain_augment=args.stain_augment,
-                       scale_augment=args.scale_augment)
+                       scale_augment=args.scale_augment, threshold=args.threshold)
 
 
 def cmd_fit(args) -> int:
@@ -181,7 +182,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--equalize", choices=EQUALIZE_MODES, default=DEFAULT_EQUALIZE,
                    help=f"histogram equalisation colour handling (default {DEFAULT_EQUALIZE}, see preprocess.py)")
     p.add_argument("--seed", type=AT_LEAST_0, default=42, help="seed of the image split and shuffling (default 42)")
-    p.add_argument("--val-fraction", type=FRACTION, default=0.2, help="share of training images held out (0.2)")
+    p.add_argument("--val-fraction", type=FRACTION, default=0.2, help="share of training images held out for validation (0.2; 0 trains on all of them)")
     p.add_argument("--organs", default="pancreas", help="PAIP organs, comma-separated, or 'all' (pancreas)")
     p.add_argument("--mpp", type=MPP, default="0.25", help="microns per pixel of the training images, recorded in the model card so inference "
                    "resamples other magnifications to it; PAIP 2023 images at another size are left out; "
@@ -216,6 +217,9 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tune-threshold", action="store_true",
                    help="pick the mask threshold (0.30..0.80) with the best validation Dice and store it in the card "
                         "(default: 0.5, as the study)")
+    p.add_argument("--threshold", type=PROBABILITY, default=None,
+                   help="the mask threshold to store in the card, e.g. one a run with validation images tuned, for a "
+                        "final fit on all training images (--val-fraction 0) (default: 0.5, as the study)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model file of the same name")
     p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2), help="Keras progress: 0 none, 1 bar, 2 epoch")
 

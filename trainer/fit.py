@@ -52,6 +52,7 @@ class FitSettings:
     augment: bool = False
     stain_augment: bool = False  # recipe v2 candidates (trainer/augment.py), off by default
     scale_augment: bool = False
+    threshold: float | None = None  # the card's threshold when none is tuned (a final fit without validation)
 
 
 def variant_name(s: FitSettings) -> str:
@@ -168,6 +169,8 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
 
     if settings.loss not in LOSSES:
         raise ValueError(f"unknown loss {settings.loss!r}; choose one of {', '.join(LOSSES)}")
+    if settings.tune_threshold and settings.threshold is not None:
+        raise ValueError("--threshold sets the threshold that --tune-threshold would pick: give one of them")
     prepared = Path(prepared)
     manifest = read_manifest(prepared)
     outputs = fit_outputs(out_dir, settings, overwrite, resume, restart)
@@ -219,7 +222,7 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
 
     final = build_model(settings.architecture, settings.filters, settings.depth, input_size=None)
     final.set_weights(model.get_weights())
-    threshold, scan = DEFAULT_THRESHOLD, None
+    threshold, scan = settings.threshold if settings.threshold is not None else DEFAULT_THRESHOLD, None
     val_scores = {}
     if len(xv):
         val_probs = predict_uint8_tiles(final, xv)

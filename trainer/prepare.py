@@ -85,7 +85,8 @@ def split_samples(samples: list[Sample], settings: PrepareSettings) -> Split:
         test, rest = sorted(pool[:n_test], key=lambda s: s.name), pool[n_test:]
     rest = list(rest)
     rng.shuffle(rest)
-    n_val = max(1, round(len(rest) * settings.val_fraction)) if len(rest) >= 2 else 0
+    # A fraction of 0 is a final fit on every training image, with choices made on an earlier split.
+    n_val = max(1, round(len(rest) * settings.val_fraction)) if len(rest) >= 2 and settings.val_fraction else 0
     val, train = rest[:n_val], rest[n_val:]
     if not train:
         raise ValueError("not enough images to train on after the split")
