@@ -61,7 +61,7 @@ def main() -> int:
     import keras
 
     from paip_trainer.batches import TileBatches
-    from paip_trainer.fit import _loss, predict_uint8_tiles
+    from paip_trainer.fit import _loss, build_training_model, predict_uint8_tiles
     from paip_trainer.models import build_model
     from paip_trainer.prepare import PrepareSettings, load_prepared, prepare
     from paipviewer.core.modelfile import ModelCard, load_model, save_model
@@ -86,11 +86,7 @@ def main() -> int:
     xt, yt = load_prepared(prepared, "train")
     xv, yv = load_prepared(prepared, "val")
     keras.utils.set_random_seed(args.seed)
-    keras.mixed_precision.set_global_policy("mixed_bfloat16" if args.bf16 else "float32")
-    try:
-        model = build_model(card.architecture, card.filters, card.depth, input_size=None)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    model = build_training_model(card.architecture, card.filters, card.depth, args.bf16)
     model.set_weights(shipped.model.get_weights())
     model.compile(optimizer=keras.optimizers.Adam(args.lr), loss=_loss(card.training.get("loss", "bce")),
                   jit_compile=not args.bf16)

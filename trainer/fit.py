@@ -184,11 +184,7 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
         raise CheckpointError(f"{outputs.state} is a state of {state.variant}, not {name}")
 
     keras.utils.set_random_seed(settings.seed)
-    keras.mixed_precision.set_global_policy("mixed_bfloat16" if settings.mixed_precision else "float32")
-    try:
-        model = build_model(settings.architecture, settings.filters, settings.depth, input_size=None)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    model = build_training_model(settings.architecture, settings.filters, settings.depth, settings.mixed_precision)
     previous = _init_weights(model, settings) if settings.init_from else None
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate), loss=_loss(settings.loss),
                   metrics=["accuracy"], jit_compile=settings.xla)
@@ -251,6 +247,19 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
     outputs.state.unlink(missing_ok=True)
     print(f"wrote {outputs.model} ({epochs_run} epochs, {seconds / 60:.1f} min, val {val_scores})")
     return outputs.model
+
+
+def build_training_model(architecture: str, filters: int, depth: int, bf16: bool):
+    """The network to train, in mixed bfloat16 with ``bf16``; the global policy is float32 again after."""
+    import keras
+
+    from .models import build_model
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if bf16 else "float32")
+    try:
+        return build_model(architecture, filters, depth, input_size=None)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
 
 
 def plateau_callback(settings: FitSettings, monitor: str):
