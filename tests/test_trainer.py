@@ -94,23 +94,35 @@ def test_tiny_fit_writes_model_card_and_history(paip_prepared, tmp_path):
 
 
 def test_a_final_fit_trains_on_every_training_image_with_a_given_threshold(paip_fixture, paip_prepared, tmp_path):
-    """--val-fraction 0: the held-out image joins training; the card keeps the threshold it is given."""
+    """--val-fraction 0: the held-out image joins training; the card keeps the threshold it is given, and
+    the learning rate follows the schedule it is given (no validation loss to halve it on)."""
     _, cache = paip_prepared
     folder = prepare(paip_fixture, PrepareSettings(val_fraction=0), cache, log=lambda *_: None)
     split = read_manifest(folder)["split"]
     assert len(split["val"]) == 0 and len(split["train"]) == 2 and len(split["test"]) == 1
     assert len(load_prepared(folder, "train")[0]) == 128 and len(load_prepared(folder, "val")[0]) == 0
-    card = load_model(fit(folder, tiny_settings(threshold=0.4), tmp_path, verbose=0), backend="onnx").card
+    settings = tiny_settings(threshold=0.4, lr_steps=((2, 5e-4),))
+    card = load_model(fit(folder, settings, tmp_path, verbose=0), backend="onnx").card
     assert card.threshold == 0.4 and card.metrics["validation"] == {}
     assert card.training["monitor"] == "loss" and card.training["val_tiles"] == 0
     rows = list(csv.DictReader((tmp_path / "elunet_4_4_history.csv").open()))
     assert len(rows) == 2 and "val_loss" not in rows[0]
+    assert [float(r["lr"]) for r in rows] == pytest.approx([1e-3, 5e-4])
+    assert card.training["lr_steps"] == [[2, 5e-4]]
+    with pytest.raises(ValueError, match="give one of them"):
+        fit(folder, tiny_settings(lr_steps=((2, 5e-4),), lr_plateau=4), tmp_path / "both", verbose=0)
     with pytest.raises(ValueError, match="give one of them"):
         fit(folder, tiny_settings(threshold=0.4, tune_threshold=True), tmp_path / "both", verbose=0)
     with pytest.raises(SystemExit) as exc:
         cli(["fit", "--data", str(paip_fixture), "--arch", "elunet", "--filters", "4", "--depth", "4",
              "--threshold", "1.5", "--out", str(tmp_path / "cli")])
     assert exc.value.code == 2 and not (tmp_path / "cli").exists()
+    from paip_trainer.cli import build_parser
+    fit_args = ["fit", "--data", "d", "--arch", "elunet", "--filters", "4", "--depth", "4"]
+    assert build_parser().parse_args([*fit_args, "--lr-steps", "50:5e-4,58:2.5e-4"]).lr_steps == ((50, 5e-4), (58, 2.5e-4))
+    for bad in ("50", "0:1e-3", "50:-1", "a:b"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*fit_args, "--lr-steps", bad])
 
 def test_lr_plateau_halves_the_learning_rate_when_validation_stalls():
     import keras

@@ -48,6 +48,14 @@ AT_LEAST_0 = _checked(int, lambda v: v >= 0, "an integer >= 0")
 POSITIVE = _checked(float, lambda v: 0 < v < math.inf, "a number > 0")
 AT_LEAST_0_FLOAT = _checked(float, lambda v: 0 <= v < math.inf, "a number >= 0")
 FRACTION = _checked(float, lambda v: 0 <= v < 1, "a number from 0 up to, not including, 1")
+def _lr_steps(text: str) -> tuple[tuple[int, float], ...]:
+    steps = tuple((int(e), float(r)) for e, r in (item.split(":") for item in text.split(",")))
+    if not all(e >= 1 and 0 < r < math.inf for e, r in steps):
+        raise ValueError(text)
+    return steps
+
+
+LR_STEPS = _checked(_lr_steps, bool, "EPOCH:RATE pairs, comma-separated, e.g. 50:5e-4,58:2.5e-4")
 PROBABILITY = _checked(float, lambda v: 0 < v < 1, "a number between 0 and 1")
 DEPTH = _checked(int, lambda v: MIN_DEPTH <= v <= MAX_DEPTH, f"an integer from {MIN_DEPTH} to {MAX_DEPTH}")
 MPP = _checked(lambda t: None if t == "any" else float(t), lambda v: v is None or 0 < v < math.inf,
@@ -92,7 +100,7 @@ def _fit_settings(args, architecture, filters, depth):
                        mixed_precision=args.bf16, xla=_use_xla(args), seed=args.seed,
                        max_minutes=args.max_minutes, steps_per_epoch=args.steps_per_epoch,
                        init_from=str(args.init_from) if getattr(args, "init_from", None) else None,
-                       tune_threshold=args.tune_threshold, lr_plateau=args.lr_plateau,
+                       tune_threshold=args.tune_threshold, lr_plateau=args.lr_plateau, lr_steps=args.lr_steps,
                        augment=args.augment, stain_augment=args.stain_augment,
                        scale_augment=args.scale_augment, threshold=args.threshold)
 
@@ -201,6 +209,9 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=AT_LEAST_0, default=5, help="early-stopping patience in epochs (5)")
     p.add_argument("--lr-plateau", type=AT_LEAST_1, default=None, metavar="EPOCHS",
                    help="halve the learning rate after this many epochs without improvement (default: off, as the study)")
+    p.add_argument("--lr-steps", type=LR_STEPS, default=(), metavar="EPOCH:RATE,...",
+                   help="from each EPOCH on, train at RATE: a schedule a run with validation found, for a final fit "
+                        "without it (e.g. 50:5e-4,58:2.5e-4)")
     p.add_argument("--augment", action="store_true",
                    help="random quarter turns and a mild colour jitter on training tiles (default: off, as the study)")
     p.add_argument("--stain-augment", action="store_true",

@@ -49,6 +49,7 @@ class FitSettings:
     init_from: str | None = None
     tune_threshold: bool = False
     lr_plateau: int | None = None
+    lr_steps: tuple[tuple[int, float], ...] = ()  # (epoch, rate): from that epoch (1-based) on, that rate
     augment: bool = False
     stain_augment: bool = False  # recipe v2 candidates (trainer/augment.py), off by default
     scale_augment: bool = False
@@ -169,6 +170,8 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
 
     if settings.loss not in LOSSES:
         raise ValueError(f"unknown loss {settings.loss!r}; choose one of {', '.join(LOSSES)}")
+    if settings.lr_steps and settings.lr_plateau:
+        raise ValueError("--lr-steps fixes the learning rate that --lr-plateau would change: give one of them")
     if settings.tune_threshold and settings.threshold is not None:
         raise ValueError("--threshold sets the threshold that --tune-threshold would pick: give one of them")
     prepared = Path(prepared)
@@ -204,9 +207,11 @@ def fit(prepared: str | Path, settings: FitSettings, out_dir: str | Path, overwr
     rows = list(state.rows) if state is not None else []
     early = keras.callbacks.EarlyStopping(monitor=monitor, patience=settings.patience, restore_best_weights=True)
     plateau = plateau_callback(settings, monitor) if settings.lr_plateau else None
+    steps = [keras.callbacks.LearningRateScheduler(lambda epoch, _: step_rate(settings, epoch + 1))] \
+        if settings.lr_steps else []
     # The state is saved last, once the others have updated their counters and the learning rate.
     callbacks = [early, _HistoryCallback.make(rows, clock), _TimeLimit.make(settings.max_minutes, clock),
-                 *([plateau] if plateau else []),
+                 *([plateau] if plateau else []), *steps,
                  _StateKeeper.make(outputs.state, name, state, clock, rows, early, plateau)]
     # A state saved as training ended (early stopping, time limit) trains no further: it only keeps the best weights.
     last_epoch = first_epoch if state is not None and state.stopped else settings.epochs
@@ -260,6 +265,16 @@ def build_training_model(architecture: str, filters: int, depth: int, bf16: bool
         return build_model(architecture, filters, depth, input_size=None)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def step_rate(settings: FitSettings, epoch: int) -> float:
+    """The learning rate of ``epoch`` (1-based) under ``lr_steps``: a run with validation found the
+    schedule, a final fit without it repeats the schedule, since the rule that made it has nothing to watch."""
+    rate = settings.learning_rate
+    for start, step in sorted(settings.lr_steps):
+        if epoch >= start:
+            rate = step
+    return float(rate)
 
 
 def plateau_callback(settings: FitSettings, monitor: str):
