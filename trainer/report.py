@@ -90,6 +90,26 @@ def markdown(rows: list[dict], data: Path, n_test: int, tiles: int, seed: int, r
     return "\n".join(lines)
 
 
+def _label_points(ax, points: list[tuple[float, float, str]], fontsize: float = 10) -> None:
+    """Write each label beside its point, on the first side (right, left, above, below) where it covers
+    no marker and no label already written: variants of one size sit on top of each other (ELU-Net 8/4
+    and 4/5)."""
+    ax.autoscale_view()
+    to_points = 72 / ax.figure.dpi  # display pixels -> typographic points, the unit of the offsets
+    where = [tuple(v * to_points for v in ax.transData.transform((x, y))) for x, y, _ in points]
+    placed = [(px - 4, py - 4, px + 4, py + 4) for px, py in where]  # the markers, which no label may cover
+    for (x, y, text), (px, py) in sorted(zip(points, where), key=lambda p: (p[1][1], p[1][0])):
+        w, h = 0.62 * fontsize * len(text), fontsize
+        sides = [(4, 2), (-w - 4, 2), (4, -h - 2), (-w - 4, -h - 2), (4, h + 2), (-w - 4, h + 2),
+                 (4, -2 * h - 4), (-w - 4, -2 * h - 4)]
+        boxes = [(px + dx, py + dy, px + dx + w, py + dy + h) for dx, dy in sides]
+        free = [i for i, b in enumerate(boxes)
+                if not any(b[0] < o[2] and o[0] < b[2] and b[1] < o[3] and o[1] < b[3] for o in placed)]
+        i = free[0] if free else 0
+        placed.append(boxes[i])
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=sides[i], fontsize=fontsize)
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -98,6 +118,7 @@ def plot(rows: list[dict], path: Path) -> None:
     study = study_rows()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     colours = {"unet": "#0072B2", "elunet": "#D55E00"}
+    labels: tuple[list, list] = ([], [])
     for arch in ("unet", "elunet"):
         pts = [(float(r["params"]), float(r["time_s"]), float(r["jaccard"]), f"{k[1]}/{k[2]}")
                for k, r in study.items() if k[0] == arch and r["jaccard"]]
@@ -110,9 +131,9 @@ def plot(rows: list[dict], path: Path) -> None:
         for r in ours:
             label = f"{r['filters']}/{r['depth']}"
             axes[0].scatter(r["params"], r["jaccard_57"], marker="s", color=colours[arch])
-            axes[0].annotate(label, (r["params"], r["jaccard_57"]), textcoords="offset points", xytext=(4, 4))
             axes[1].scatter(r["total57_s"], r["jaccard_57"], marker="s", color=colours[arch])
-            axes[1].annotate(label, (r["total57_s"], r["jaccard_57"]), textcoords="offset points", xytext=(4, 4))
+            labels[0].append((r["params"], r["jaccard_57"], label))
+            labels[1].append((r["total57_s"], r["jaccard_57"], label))
         if ours:
             axes[0].scatter([], [], marker="s", color=colours[arch], label=f"ours {NAMES[arch]}")
     axes[0].set_xscale("log")
@@ -122,6 +143,9 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_ylabel("mean per-tile Jaccard")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    for ax, points in zip(axes, labels):
+        _label_points(ax, points)
     fig.suptitle("Accuracy against size and time: ours (filled) and the study's Table V (open)")
     fig.tight_layout()
     with atomic_path(path) as tmp:
