@@ -258,10 +258,13 @@ def test_a_full_disk_while_writing_the_model_keeps_the_training(paip_fixture, pa
     _, cache = paip_prepared
     out = tmp_path / "out"
     argv = [*fit_argv(paip_fixture, cache, out), "--epochs", "1"]
-    tried = full_disk_after(2, monkeypatch)  # the epoch's state, then the model
+    tried = full_disk_after(2, monkeypatch)  # the epoch's state, then the model's files
     assert cli(argv) == 2
-    assert capsys.readouterr().err == f"paip-train fit: error: {out / 'elunet_4_4.keras'}: No space left on device\n"
-    assert [p.name for p in tried] == [".elunet_4_4.state.npz", "elunet_4_4.keras"]
+    # The model's three files are staged before any is put in place; the first whole write to fail is
+    # the ONNX export (the .keras goes to its temporary directly), and the error names the file, not a temporary.
+    assert capsys.readouterr().err == f"paip-train fit: error: {out / 'elunet_4_4.onnx'}: No space left on device\n"
+    assert [p.name for p in tried[:4]] == [".elunet_4_4.state.npz", "elunet_4_4.json", "elunet_4_4.onnx",
+                                           "elunet_4_4.keras"]
     assert sorted(p.name for p in out.iterdir()) == [".elunet_4_4.state.npz"] and load_state(tried[0]).epoch == 1
     monkeypatch.undo()
     saved = []

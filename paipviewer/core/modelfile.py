@@ -146,20 +146,27 @@ def save_model(model, card: ModelCard, path: str | os.PathLike, overwrite: bool 
         from paipviewer import __version__
         card.project_version = __version__
     card.files = [path.name] + ([onnx_path.name] if onnx else [])
+    finals: dict[str, Path] = {}  # temporary -> the file it becomes, to name that one in an error
     # atomic_path puts its file in place on leaving, so the one entered first (the card) lands last.
     with contextlib.ExitStack() as staged:
-        card_tmp = staged.enter_context(atomic_path(card_path(path)))
-        onnx_tmp = staged.enter_context(atomic_path(onnx_path)) if onnx else None
-        keras_tmp = staged.enter_context(atomic_path(path))
-        if include_optimizer:
-            model.save(keras_tmp)
-        else:
-            _save_without_optimizer(model, keras_tmp)
-        if onnx_tmp is not None:
-            from .backends import export_onnx, load_onnx
-            export_onnx(keras_tmp, onnx_tmp, card.input_size)
-            check_shapes(load_onnx(onnx_tmp), onnx_path.name)  # an export that went wrong fails here, not in a viewer
-        write_text_atomic(card_tmp, card.to_json())
+        try:
+            card_tmp = staged.enter_context(atomic_path(card_path(path)))
+            onnx_tmp = staged.enter_context(atomic_path(onnx_path)) if onnx else None
+            keras_tmp = staged.enter_context(atomic_path(path))
+            finals = {str(card_tmp): card_path(path), str(onnx_tmp): onnx_path, str(keras_tmp): path}
+            if include_optimizer:
+                model.save(keras_tmp)
+            else:
+                _save_without_optimizer(model, keras_tmp)
+            if onnx_tmp is not None:
+                from .backends import export_onnx, load_onnx
+                export_onnx(keras_tmp, onnx_tmp, card.input_size)
+                check_shapes(load_onnx(onnx_tmp), onnx_path.name)  # an export that went wrong fails here, not in a viewer
+            write_text_atomic(card_tmp, card.to_json())
+        except OSError as exc:
+            if str(exc.filename) in finals and exc.errno is not None:
+                raise OSError(exc.errno, exc.strerror, str(finals[str(exc.filename)])) from exc
+            raise
     if not onnx and onnx_path.exists():
         onnx_path.unlink()  # an older network's export must not stand beside the new weights
     return path
