@@ -101,8 +101,9 @@ def main() -> int:
     one_pass = TileBatches(xt, yt, args.batch, shuffle=True, seed=args.seed, augment=True,
                            epoch=first + args.epochs)
     layers = refresh_batch_norm(final, one_pass)
-    threshold, scan = tune_threshold(predict_uint8_tiles(final, xv), yv)
-    scores = tile_scores(predict_uint8_tiles(final, xv), yv, threshold)
+    val_probs = predict_uint8_tiles(final, xv)
+    threshold, scan = tune_threshold(val_probs, yv)
+    scores = tile_scores(val_probs, yv, threshold)
     seconds = time.monotonic() - start
     out = Path(args.out) / Path(args.init).name
     new = ModelCard(**{**asdict(card), "threshold": threshold, "files": [], "created": "",

@@ -48,6 +48,8 @@ AT_LEAST_0 = _checked(int, lambda v: v >= 0, "an integer >= 0")
 POSITIVE = _checked(float, lambda v: 0 < v < math.inf, "a number > 0")
 AT_LEAST_0_FLOAT = _checked(float, lambda v: 0 <= v < math.inf, "a number >= 0")
 FRACTION = _checked(float, lambda v: 0 <= v < 1, "a number from 0 up to, not including, 1")
+
+
 def _lr_steps(text: str) -> tuple[tuple[int, float], ...]:
     steps = tuple((int(e), float(r)) for e, r in (item.split(":") for item in text.split(",")))
     if not all(e >= 1 and 0 < r < math.inf for e, r in steps):

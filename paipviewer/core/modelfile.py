@@ -153,7 +153,8 @@ def save_model(model, card: ModelCard, path: str | os.PathLike, overwrite: bool 
             card_tmp = staged.enter_context(atomic_path(card_path(path)))
             onnx_tmp = staged.enter_context(atomic_path(onnx_path)) if onnx else None
             keras_tmp = staged.enter_context(atomic_path(path))
-            finals = {str(card_tmp): card_path(path), str(onnx_tmp): onnx_path, str(keras_tmp): path}
+            finals = {str(card_tmp): card_path(path), str(keras_tmp): path,
+                      **({str(onnx_tmp): onnx_path} if onnx_tmp is not None else {})}
             if include_optimizer:
                 model.save(keras_tmp)
             else:
