@@ -189,7 +189,7 @@ def score_slide_file(path: Path, truth_path: Path | None, models: list[ScoreMode
         truth = None
         if truth_path is not None:
             try:
-                truth = truth_labels(truth_path, (height, width))
+                truth = truth_labels(truth_path, (height, width), out / ".work" / "truth")
             except ImageReadError as exc:
                 log(f"{path.name}: ground truth not used: {exc}")
         rows = []

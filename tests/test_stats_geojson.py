@@ -101,3 +101,25 @@ def test_geojson_read_back_gives_the_same_nuclei(monuseg, tmp_path):
     (tmp_path / "c.geojson").write_text('{"type": "FeatureCollection", "features": 3}')
     with pytest.raises(GeoJSONError, match="c.geojson"):
         read_labels_geojson(tmp_path / "c.geojson", (5, 5))
+
+
+def test_a_slides_polygons_are_drawn_into_a_mapped_file_that_is_not_left_behind(tmp_path):
+    """A whole slide's drawn nuclei may not fit in memory: with a spill folder they go to a memory-mapped
+    file, the same labels as in memory, with progress, a cancel, and no file left once mapped."""
+    from conftest import _data
+
+    from paipviewer.core.evidence import truth_labels
+    from paipviewer.core.inference import Cancelled
+
+    labels = read_labels(_data("slides") / "mosaic_20x_instances.png")
+    (tmp_path / "slide.geojson").write_text(to_text(feature_collection(labels)))
+    told = []
+    mapped = truth_labels(tmp_path / "slide.geojson", labels.shape, tmp_path / "spill",
+                          progress=lambda done, total: told.append((done, total)))
+    assert isinstance(mapped, np.memmap) and mapped.dtype == np.int32
+    assert np.array_equal(mapped > 0, labels > 0) and mapped.max() == labels.max() == 6697
+    assert np.array_equal(mapped, truth_labels(tmp_path / "slide.geojson", labels.shape))
+    assert told[0] == (0, 6697) and told[-1] == (6000, 6697)
+    assert not list((tmp_path / "spill").iterdir())
+    with pytest.raises(Cancelled):
+        truth_labels(tmp_path / "slide.geojson", labels.shape, tmp_path / "spill", cancelled=lambda: True)

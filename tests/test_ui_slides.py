@@ -109,3 +109,30 @@ def test_no_misses_are_drawn_where_the_model_did_not_run(window, qtbot):
         inside += int(hit.sum())
         outside += int((~hit).sum())
     assert inside > 0 and outside == 0
+
+
+def test_a_run_asked_for_while_drawn_truth_is_read_waits_for_it(qtbot, cache, tmp_path, monkeypatch):
+    """Ground truth drawn in QuPath beside a slide is read off the UI thread into a mapped file; a run
+    asked for meanwhile starts once it is read, so its overlay can show the misses."""
+    import shutil
+
+    from conftest import _data
+
+    from paipviewer.core.geojson import feature_collection, to_text
+    from paipviewer.core.imageio import read_labels
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    shutil.copy(_data("slides") / "mosaic_20x.svs", tmp_path / "mosaic_20x.svs")
+    labels = read_labels(_data("slides") / "mosaic_20x_instances.png")
+    (tmp_path / "mosaic_20x.geojson").write_text(to_text(feature_collection(labels)))
+    w = SlideWindow(tmp_path / "mosaic_20x.svs", model="elunet_8_5", cache=cache)
+    qtbot.addWidget(w)
+    assert w.truth_path.name == "mosaic_20x.geojson" and "Reading the ground truth" in w.scores.text()
+    w.run((500, 400, 300, 200))
+    assert w.task is None and "once the ground truth is read" in w.scores.text()
+    with qtbot.waitSignal(w.finished, timeout=60000) as done:
+        pass
+    assert not isinstance(done.args[0], Exception), done.args[0]
+    assert isinstance(w.truth, np.memmap) and np.array_equal(w.truth > 0, labels > 0)
+    assert done.args[0].region == (500, 400, 300, 200) and w.view.truth is w.truth
+    w.close()

@@ -46,18 +46,47 @@ class Assessment:
                 "aji": o.aji, "pq": o.pq}
 
 
-def truth_labels(mask: Path, shape: tuple[int, int]) -> np.ndarray:
+def truth_labels(mask: Path, shape: tuple[int, int], spill: Path | None = None, *, progress=None,
+                 cancelled=None) -> np.ndarray:
     """Ground-truth nuclei of an image: its instance map where one lies beside the mask, else the mask's
     own labels (an instance map as is, a binary mask by components), or polygons drawn in QuPath
-    (.geojson). Raises ImageReadError."""
+    (.geojson). Raises ImageReadError.
+
+    ``spill``: a folder where polygons are drawn into a memory-mapped file rather than into memory,
+    since a whole slide's labels may not fit there. The file is unlinked once mapped where the system
+    allows it, so nothing is left behind and a second load never writes over pages the first still
+    shows. A mask image is decoded whole either way. ``progress`` and ``cancelled`` as for
+    :func:`read_labels_geojson`.
+    """
     if Path(mask).suffix.lower() == ".geojson":
         from .geojson import GeoJSONError, read_labels_geojson
 
+        out = None if spill is None else _spill_file(spill, shape)
         try:
-            return read_labels_geojson(mask, shape)
+            return read_labels_geojson(mask, shape, out, progress=progress, cancelled=cancelled)
         except GeoJSONError as exc:
             raise ImageReadError(str(exc)) from None
     return read_labels(instance_map(mask) or mask, shape)
+
+
+def _spill_file(folder: Path, shape: tuple[int, int]) -> np.ndarray:
+    import os
+    import tempfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.truth.npy"):  # left by an earlier load that could not unlink its file
+        try:
+            old.unlink()
+        except OSError:
+            pass
+    fd, name = tempfile.mkstemp(suffix=".truth.npy", dir=folder)
+    os.close(fd)
+    out = np.lib.format.open_memmap(name, mode="w+", dtype=np.int32, shape=tuple(shape))
+    try:
+        os.unlink(name)
+    except OSError:  # Windows keeps a mapped file; the cache folder holds it until then
+        pass
+    return out
 
 
 def assess(probability: np.ndarray, threshold: float, truth: np.ndarray | None,

@@ -121,12 +121,20 @@ class GeoJSONError(ValueError):
     """A GeoJSON file that cannot be used as ground truth; the message says why."""
 
 
-def read_labels_geojson(path, shape: tuple[int, int]) -> np.ndarray:
+def read_labels_geojson(path, shape: tuple[int, int], out: np.ndarray | None = None, *,
+                        progress=None, cancelled=None) -> np.ndarray:
     """Ground truth drawn by hand (QuPath's export: a FeatureCollection, or a list of Features) as int32
     labels of ``shape``: each Polygon or MultiPolygon feature one nucleus, numbered in file order,
     holes cut out; a pixel belongs to a polygon when its centre lies inside, the rule :func:`polygons`
-    traces by, so labels written here and read back are the same pixels."""
+    traces by, so labels written here and read back are the same pixels.
+
+    ``out``, a zeroed int32 array of ``shape``, takes the labels instead of a new array in memory: a
+    whole slide's labels go to a memory-mapped file, and each polygon touches only its own box.
+    ``progress(done, total)`` is told every 1000 features; ``cancelled()`` true raises ``Cancelled``.
+    """
     from pathlib import Path
+
+    from .inference import Cancelled
 
     path = Path(path)
     try:
@@ -142,9 +150,16 @@ def read_labels_geojson(path, shape: tuple[int, int]) -> np.ndarray:
         features = [data]
     if not isinstance(features, list):
         raise GeoJSONError(f"{path.name}: no features (expected a FeatureCollection or a list of Features)")
-    labels = np.zeros(shape, np.int32)
+    if out is not None and (out.shape != tuple(shape) or out.dtype != np.int32):
+        raise ValueError(f"out must be int32 of shape {tuple(shape)}, got {out.dtype} {out.shape}")
+    labels = np.zeros(shape, np.int32) if out is None else out
     lab = 0
-    for feature in features:
+    for k, feature in enumerate(features):
+        if k % 1000 == 0:
+            if cancelled is not None and cancelled():
+                raise Cancelled()
+            if progress is not None:
+                progress(k, len(features))
         geometry = feature.get("geometry") if isinstance(feature, dict) else None
         if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
             continue

@@ -84,6 +84,9 @@ class SlideWindow(QMainWindow):
         self.result: SlideResult | None = None
         self.truth = None
         self.truth_path = find_mask(self.path)
+        self._truth_task: Task | None = None
+        self._pending: tuple | None = None   # (region,) asked for while the ground truth was read
+        self._closed = False
         self._blocks = _Blocks()
         self._blocks.done.connect(self._block_done)
 
@@ -98,9 +101,9 @@ class SlideWindow(QMainWindow):
         self.view.viewport_changed.connect(self.overview.show_view)
         self.overview.clicked.connect(self._centre_on)
         self.resize(1280, 800)
-        if self.truth_path is not None:
-            self._start(Task(self._load_truth), self._truth_loaded)
         self._describe()
+        if self.truth_path is not None:
+            self._read_truth()
 
     # ------------------------------------------------------------------ layout
     def _build_panel(self, model: str | None) -> None:
@@ -215,17 +218,39 @@ class SlideWindow(QMainWindow):
         task.signals.error.connect(self._failed)
         self.pool.start(task)
 
-    def _load_truth(self, *, progress, cancelled):
-        return read_truth(self.truth_path, self.slide)
+    def _read_truth(self) -> None:
+        """Read the ground truth off the UI thread (a slide's polygons can take a while to draw); a run
+        asked for meanwhile waits for it, since its scores need it."""
+        self._truth_task = task = Task(read_truth, self.truth_path, self.slide)
+        task.signals.result.connect(self._truth_loaded)
+        task.signals.error.connect(lambda exc: self.scores.setText(f"Ground truth not used: {message(exc)}"))
+        task.signals.progress.connect(self._progress)
+        task.signals.finished.connect(self._truth_ended)
+        self.pool.start(task)
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.scores.setText(f"Reading the ground truth ({self.truth_path.name})…")
 
     def _truth_loaded(self, truth) -> None:
         self.truth = truth
+        self.scores.setText("")
         self._layers_changed()
+
+    def _truth_ended(self) -> None:
+        self._truth_task = None
+        self.progress.setVisible(False)
+        if self._pending is not None:
+            (region,), self._pending = self._pending, None
+            self.run(region)
 
     def run(self, region) -> None:
         """Run the chosen model over ``region`` (x, y, w, h level-0 pixels) or the whole slide (None)."""
         key = self.model_box.currentData()
         if not key or self.task is not None:
+            return
+        if self._truth_task is not None:
+            self._pending = (region,)
+            self.scores.setText("The run starts once the ground truth is read…")
             return
         self.result = None
         self.view.covered = []
@@ -234,10 +259,10 @@ class SlideWindow(QMainWindow):
         self.task = Task(run_slide, self.cache, key, self.path, self.truth, region, self.threshold.value(),
                          self.rescale.isChecked(), 8 if self.views.isChecked() else 1,
                          on_block=self._blocks.done.emit)
-        self.task.signals.progress.connect(self._progress)
-        self.task.signals.cancelled.connect(self._ended)
-        self.task.signals.finished.connect(self._ended)
-        self._start(self.task, self._done)
+        task = self.task
+        task.signals.progress.connect(self._progress)
+        task.signals.finished.connect(lambda: self._ended(task))
+        self._start(task, self._done)
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self.stop.setEnabled(True)
@@ -276,9 +301,14 @@ class SlideWindow(QMainWindow):
         elif result.region is not None:
             lines.append("Scores against the ground truth need the whole slide (Run on slide).")
         self.scores.setText("\n".join(lines))
+        self._ended(self.task)
         self.finished.emit(result)
 
-    def _ended(self) -> None:
+    def _ended(self, task: Task | None) -> None:
+        """The run is over: buttons back. Called before ``finished`` is emitted, so whoever hears it
+        can run again at once, and by the task's own end, which must not end a newer run."""
+        if task is None or task is not self.task:
+            return
         self.task = None
         self.progress.setVisible(False)
         self.stop.setEnabled(False)
@@ -287,6 +317,7 @@ class SlideWindow(QMainWindow):
 
     def _failed(self, exc) -> None:
         self.scores.setText(f"Failed: {message(exc)}")
+        self._ended(self.task)
         self.finished.emit(exc)
 
     def _layers(self) -> LayerState:
@@ -301,6 +332,13 @@ class SlideWindow(QMainWindow):
             self.view.set_overlay_source(self.view.probability, self.truth, value, self._layers())
 
     def closeEvent(self, event) -> None:
+        if self._closed:  # a second close (the window's, then a test's) must not touch the closed slide
+            super().closeEvent(event)
+            return
+        self._closed = True
+        self._pending = None
+        if self._truth_task is not None:
+            self._truth_task.cancel()
         self.cancel()
         self.pool.wait(5.0)
         self.view.shutdown()

@@ -39,11 +39,13 @@ def work_folder(slide_path: Path, model_key: str) -> Path:
     return cache_dir() / "slides" / digest
 
 
-def read_truth(truth_path: Path | None, slide: Slide) -> np.ndarray | None:
+def read_truth(truth_path: Path | None, slide: Slide, *, progress=None, cancelled=None) -> np.ndarray | None:
+    """The slide's ground-truth labels; polygons are drawn into a memory-mapped file in the cache."""
     if truth_path is None:
         return None
     width, height = slide.dimensions
-    return truth_labels(truth_path, (height, width))
+    return truth_labels(truth_path, (height, width), cache_dir() / "truth", progress=progress,
+                        cancelled=cancelled)
 
 
 def run_slide(cache: ModelCache, model_key: str, slide_path: Path, truth: np.ndarray | None,
