@@ -136,3 +136,46 @@ def test_a_run_asked_for_while_drawn_truth_is_read_waits_for_it(qtbot, cache, tm
     assert isinstance(w.truth, np.memmap) and np.array_equal(w.truth > 0, labels > 0)
     assert done.args[0].region == (500, 400, 300, 200) and w.view.truth is w.truth
     w.close()
+
+
+def test_a_second_model_runs_into_a_linked_view_beside_the_first(window, qtbot):
+    from pathlib import Path
+
+    qtbot.waitUntil(lambda: window.truth is not None, timeout=10000)
+    box = window.compare_box
+    box.setCurrentIndex(next(i for i in range(1, box.count()) if Path(box.itemData(i)).stem == "elunet_4_4"))
+    second = window.view2
+    assert second is not None and window.splitter.count() == 2
+    assert window.view.title.text == window.model_box.currentText() and second.title.text == box.currentText()
+    assert window._threshold_label.text() == "Threshold, left"
+    window.view.viewbox.setRange(xRange=(200, 1000), yRange=(200, 800), padding=0)
+    assert np.allclose(second.viewbox.viewRange(), window.view.viewbox.viewRange())  # linked: same place
+    window.region_box.setChecked(True)
+    window.roi.setPos((300, 400))
+    window.roi.setSize((300, 200))
+    with qtbot.waitSignal(window.finished, timeout=120000) as done:
+        window.run_view.click()
+        assert not box.isEnabled()  # the views stay as they are while models run into them
+    first, other = done.args[0], window.result2
+    assert (first.model, other.model) == ("elunet_8_5", "elunet_4_4") and other.region == first.region
+    assert other.threshold == window._compare_threshold() != window.threshold.value()
+    a = np.asarray(first.prediction.probability[400:600, 300:600], dtype=int)
+    b = np.asarray(other.prediction.probability[400:600, 300:600], dtype=int)
+    assert a.max() > 200 and b.max() > 200 and np.abs(a - b).mean() > 1  # two models, two maps
+    assert second.probability is other.prediction.probability and second.overlay_items
+    assert "elunet_8_5" in window.scores.text() and "elunet_4_4" in window.scores.text() and box.isEnabled()
+    box.setCurrentIndex(0)
+    assert window.view2 is None and window.splitter.count() == 1 and window.view.title.text == "mosaic_20x.svs"
+    assert window._threshold_label.text() == "Threshold"
+
+
+def test_a_slide_opens_comparing_when_asked(qtbot, cache, tmp_path, monkeypatch):
+    """`paipviewer slide.svs --compare unet_32_5`, or a slide opened while the main window compares."""
+    from conftest import _data
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    w = SlideWindow(_data("slides") / "mosaic_20x.svs", model="elunet_8_5", cache=cache, compare="unet_32_5")
+    qtbot.addWidget(w)
+    assert w.view2 is not None and w.compare_box.currentData().endswith("unet_32_5.keras")
+    assert w.view2.title.text == w.compare_box.currentText() and w.model_box.currentData().endswith("elunet_8_5.keras")
+    w.close()

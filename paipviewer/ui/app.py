@@ -103,7 +103,7 @@ def run(args) -> int:
             print("paipviewer: --snapshot takes images; score slides with `paipviewer score`", file=sys.stderr)
             return 2
         return _snapshot(app, window, paths, snapshot, args.snapshot_scale)
-    slide_windows = [open_slide_window(path, args.model, args.models_dir, window.scheduler.cache)
+    slide_windows = [open_slide_window(path, args.model, args.models_dir, window.scheduler.cache, args.compare)
                      for path in slides]  # each slide in its own window, as QuPath opens one image at a time
     if slides and not paths:
         return app.exec() if any(slide_windows) else 2
@@ -113,14 +113,15 @@ def run(args) -> int:
     return app.exec()
 
 
-def open_slide_window(path, model=None, models_dir=None, cache=None):
+def open_slide_window(path, model=None, models_dir=None, cache=None, compare=None):
     """A slide in its own window, shown; None (and the reason on stderr) if it cannot be opened."""
     from paipviewer.core.slides import SlideError
 
     from .slide_window import SlideWindow
 
     try:
-        w = SlideWindow(Path(path), model=model, models_dirs=[models_dir] if models_dir else (), cache=cache)
+        w = SlideWindow(Path(path), model=model, models_dirs=[models_dir] if models_dir else (), cache=cache,
+                        compare=compare)
     except SlideError as exc:
         print(f"paipviewer: {exc}", file=sys.stderr)
         return None

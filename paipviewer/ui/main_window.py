@@ -261,7 +261,8 @@ class MainWindow(QMainWindow):
         from .app import open_slide_window
 
         model = Path(self.session.model_key).stem if self.session.model_key else None
-        if open_slide_window(path, model, None, self.scheduler.cache) is None:
+        compare = Path(self.session.compare_key).stem if self.session.compare_key else None
+        if open_slide_window(path, model, None, self.scheduler.cache, compare) is None:
             self.session.notify(Path(path), "cannot be opened as a slide")
 
     def state_pixel_size(self) -> None:

@@ -1,6 +1,7 @@
 """A whole slide in its own window (as QuPath opens one image at a time): the streamed view, an
 overview with the field of view, the pixel size and the magnification the model runs at, and a
-model run on the field of view or the whole slide whose overlay appears block by block."""
+model run on the field of view or the whole slide whose overlay appears block by block; with a
+second model to compare, a linked view beside it that the same run fills next."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +12,7 @@ import qtawesome as qta
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QDoubleSpinBox, QFormLayout, QHBoxLayout,
-                               QLabel, QMainWindow, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+                               QLabel, QMainWindow, QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from paipviewer.core.datasets import find_mask
 from paipviewer.core.magnification import plan_scale
@@ -70,10 +71,17 @@ class Overview(QLabel):
         self.clicked.emit((p.x() - ox) / self._scale, (p.y() - oy) / self._scale)
 
 
-class SlideWindow(QMainWindow):
-    finished = Signal(object)  # a SlideResult, or an exception
+def _index_of(box: QComboBox, wanted: str) -> int:
+    """The entry of a model box for a model key or file stem; -1 if none."""
+    return next((i for i in range(box.count()) if box.itemData(i) and
+                 (box.itemData(i) == wanted or Path(box.itemData(i)).stem == wanted)), -1)
 
-    def __init__(self, path: Path, model: str | None = None, models_dirs=(), cache: ModelCache | None = None):
+
+class SlideWindow(QMainWindow):
+    finished = Signal(object)  # the first model's SlideResult once every model has run, or an exception
+
+    def __init__(self, path: Path, model: str | None = None, models_dirs=(), cache: ModelCache | None = None,
+                 compare: str | None = None):
         super().__init__()
         self.path = Path(path)
         self.setWindowTitle(f"{self.path.name} - PAIP Viewer")
@@ -82,6 +90,12 @@ class SlideWindow(QMainWindow):
         self.pool = WorkerPool(1)
         self.task: Task | None = None
         self.result: SlideResult | None = None
+        self.result2: SlideResult | None = None    # the compared model's
+        self.view2: SlideView | None = None
+        self._chain: list[tuple[int, str, float | None]] = []   # (view, model, threshold) still to run
+        self._side = 0
+        self._region = None
+        self._lines: list[str] = []
         self.truth = None
         self.truth_path = find_mask(self.path)
         self._truth_task: Task | None = None
@@ -94,7 +108,10 @@ class SlideWindow(QMainWindow):
         for folder in (*map(Path, models_dirs), user_models_dir(), shipped_models_dir()):
             self.catalog.scan(folder)
         self.view = SlideView()
-        self.setCentralWidget(self.view)
+        self.splitter = QSplitter(Qt.Horizontal)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self.view)
+        self.setCentralWidget(self.splitter)
         self._build_panel(model)
         self.view.set_slide(self.slide, self.path.name)
         self.overview.set_slide(self.view.overview_pixels(OVERVIEW_SIDE), *self.slide.dimensions)
@@ -102,6 +119,8 @@ class SlideWindow(QMainWindow):
         self.overview.clicked.connect(self._centre_on)
         self.resize(1280, 800)
         self._describe()
+        if compare:
+            self.compare_box.setCurrentIndex(max(0, _index_of(self.compare_box, compare)))
         if self.truth_path is not None:
             self._read_truth()
 
@@ -118,17 +137,23 @@ class SlideWindow(QMainWindow):
         self.model_box = QComboBox()
         for info in self.catalog.usable():
             self.model_box.addItem(info.label, info.key)
-        wanted = model or DEFAULT_MODEL_STEM
-        index = next((i for i in range(self.model_box.count())
-                      if Path(self.model_box.itemData(i)).stem == wanted or self.model_box.itemData(i) == wanted), 0)
-        self.model_box.setCurrentIndex(index)
-        self.model_box.currentIndexChanged.connect(lambda *_: self._describe())
+        self.model_box.setCurrentIndex(max(0, _index_of(self.model_box, model or DEFAULT_MODEL_STEM)))
+        self.model_box.currentIndexChanged.connect(lambda *_: (self._describe(), self._titles()))
         form.addRow("Model", self.model_box)
+        self.compare_box = QComboBox()
+        self.compare_box.addItem("None", None)
+        for info in self.catalog.usable():
+            self.compare_box.addItem(info.label, info.key)
+        self.compare_box.setToolTip("A second model, run after the first over the same pixels, in a linked view "
+                                    "beside it at its own calibrated threshold")
+        self.compare_box.currentIndexChanged.connect(lambda *_: self._compare_changed())
+        form.addRow("Compare with", self.compare_box)
         self.threshold = QDoubleSpinBox(minimum=0.01, maximum=0.99, singleStep=0.05, decimals=2)
         card = self._card()
         self.threshold.setValue(card.threshold if card else 0.5)
         self.threshold.valueChanged.connect(self._threshold_changed)
         form.addRow("Threshold", self.threshold)
+        self._threshold_label = form.labelForField(self.threshold)
         self.rescale = QCheckBox("Match the model's magnification")
         self.rescale.setChecked(True)
         self.rescale.setToolTip("Resample the slide to the pixel size the model was trained at (recommended)")
@@ -168,6 +193,38 @@ class SlideWindow(QMainWindow):
         dock.setWidget(panel)
         dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
         self.addDockWidget(Qt.RightDockWidgetArea, dock)
+
+    def _compare_changed(self) -> None:
+        """Show the second, linked view for a model to compare, or drop it."""
+        key = self.compare_box.currentData()
+        if key and self.view2 is None:
+            self.view2 = SlideView()
+            self.view2.set_slide(self.slide)
+            self.view2.set_opacity(self.view.opacity)
+            self.splitter.addWidget(self.view2)
+            self.splitter.setSizes([10000, 10000])
+            self.view2.viewbox.setXLink(self.view.viewbox)
+            self.view2.viewbox.setYLink(self.view.viewbox)
+        elif not key and self.view2 is not None:
+            self.view2.shutdown()
+            self.view2.clear_tiles()
+            self.view2.setParent(None)
+            self.view2.deleteLater()
+            self.view2 = None
+        self.result2 = None
+        self._titles()
+
+    def _titles(self) -> None:
+        """The views named by their models when there are two; the threshold row says which it sets."""
+        self._threshold_label.setText("Threshold" if self.view2 is None else "Threshold, left")
+        if self.view2 is None:
+            self.view.title.setText(self.path.name)
+            return
+        self.view.title.setText(self.model_box.currentText())
+        self.view2.title.setText(self.compare_box.currentText())
+
+    def _views(self) -> list[SlideView]:
+        return [self.view] if self.view2 is None else [self.view, self.view2]
 
     def _card(self):
         info = self.catalog.find(self.model_box.currentData())
@@ -244,7 +301,8 @@ class SlideWindow(QMainWindow):
             self.run(region)
 
     def run(self, region) -> None:
-        """Run the chosen model over ``region`` (x, y, w, h level-0 pixels) or the whole slide (None)."""
+        """Run the chosen model over ``region`` (x, y, w, h level-0 pixels) or the whole slide (None), then
+        the model to compare, if any, over the same pixels."""
         key = self.model_box.currentData()
         if not key or self.task is not None:
             return
@@ -252,23 +310,31 @@ class SlideWindow(QMainWindow):
             self._pending = (region,)
             self.scores.setText("The run starts once the ground truth is read…")
             return
-        self.result = None
-        self.view.covered = []
-        self.view.set_overlay_source(None, None, self.threshold.value())
-        self._probability_file = work_folder(self.path, key) / "probability.npy"
-        self.task = Task(run_slide, self.cache, key, self.path, self.truth, region, self.threshold.value(),
-                         self.rescale.isChecked(), 8 if self.views.isChecked() else 1,
-                         on_block=self._blocks.done.emit)
-        task = self.task
-        task.signals.progress.connect(self._progress)
-        task.signals.finished.connect(lambda: self._ended(task))
-        self._start(task, self._done)
+        self.result = self.result2 = None
+        self._chain = [(0, key, self.threshold.value())]
+        if self.view2 is not None:
+            self._chain.append((1, self.compare_box.currentData(), None))  # its card's threshold
+        for view in self._views():
+            view.covered = []
+            view.set_overlay_source(None, None, self.threshold.value())
+        self._region, self._lines = region, []
+        self._next()
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self.stop.setEnabled(True)
-        self.run_view.setEnabled(False)
-        self.run_all.setEnabled(False)
+        for widget in (self.run_view, self.run_all, self.compare_box):
+            widget.setEnabled(False)
         self.scores.setText("Running…")
+
+    def _next(self) -> None:
+        self._side, key, threshold = self._chain.pop(0)
+        self._probability_file = work_folder(self.path, key) / "probability.npy"
+        self.task = task = Task(run_slide, self.cache, key, self.path, self.truth, self._region, threshold,
+                                self.rescale.isChecked(), 8 if self.views.isChecked() else 1,
+                                on_block=self._blocks.done.emit)
+        task.signals.progress.connect(self._progress)
+        task.signals.finished.connect(lambda: self._ended(task))
+        self._start(task, self._done)
 
     def cancel(self) -> None:
         if self.task is not None:
@@ -280,29 +346,43 @@ class SlideWindow(QMainWindow):
         self.progress.setValue(done)
 
     def _block_done(self, block) -> None:
-        self.view.covered.append(block)
-        if self.view.probability is None and self._probability_file.exists():
-            self.view.set_overlay_source(np.load(self._probability_file, mmap_mode="r"), self.truth,
-                                         self.threshold.value(), self._layers())
-        self.view.redraw_overlays(block)
+        view = self._views()[self._side]
+        view.covered.append(block)
+        if view.probability is None and self._probability_file.exists():
+            threshold = self.threshold.value() if self._side == 0 else self._compare_threshold()
+            view.set_overlay_source(np.load(self._probability_file, mmap_mode="r"), self.truth, threshold,
+                                    self._layers())
+        view.redraw_overlays(block)
+
+    def _compare_threshold(self) -> float:
+        info = self.catalog.find(self.compare_box.currentData())
+        return info.card.threshold if info else 0.5
 
     def _done(self, result: SlideResult) -> None:
-        self.result = result
-        self.view.covered = [result.region or (0, 0, *self.slide.dimensions)]  # resumed blocks too
-        self.view.set_overlay_source(result.prediction.probability, self.truth, self.threshold.value(),
-                                     self._layers())
-        lines = [f"{result.nuclei:,} nuclei ({result.model}, threshold {result.threshold:g}), "
-                 f"{result.seconds:.0f} s; {result.prediction.blocks_run} blocks run, "
-                 f"{result.prediction.resumed} resumed"]
+        view = self._views()[self._side]
+        if self._side == 0:
+            self.result = result
+        else:
+            self.result2 = result
+        view.covered = [result.region or (0, 0, *self.slide.dimensions)]  # resumed blocks too
+        view.set_overlay_source(result.prediction.probability, self.truth, result.threshold, self._layers())
+        self._lines.append(f"{result.nuclei:,} nuclei ({result.model}, threshold {result.threshold:g}), "
+                           f"{result.seconds:.0f} s; {result.prediction.blocks_run} blocks run, "
+                           f"{result.prediction.resumed} resumed")
         if result.pixels is not None:
             o = result.objects.scores
-            lines.append(f"Dice {result.pixels.dice:.3f}, Jaccard {result.pixels.jaccard:.3f}, "
-                         f"AJI {o.aji:.3f}, detection F1 {o.f1:.3f}, PQ {o.pq:.3f}; {o.n_true:,} true nuclei")
-        elif result.region is not None:
-            lines.append("Scores against the ground truth need the whole slide (Run on slide).")
-        self.scores.setText("\n".join(lines))
+            self._lines.append(f"Dice {result.pixels.dice:.3f}, Jaccard {result.pixels.jaccard:.3f}, "
+                               f"AJI {o.aji:.3f}, detection F1 {o.f1:.3f}, PQ {o.pq:.3f}; "
+                               f"{o.n_true:,} true nuclei")
+        if self._chain:
+            self.scores.setText("\n".join(self._lines + ["Running the model to compare…"]))
+            self._next()
+            return
+        if result.region is not None and self.truth is not None:
+            self._lines.append("Scores against the ground truth need the whole slide (Run on slide).")
+        self.scores.setText("\n".join(self._lines))
         self._ended(self.task)
-        self.finished.emit(result)
+        self.finished.emit(self.result)
 
     def _ended(self, task: Task | None) -> None:
         """The run is over: buttons back. Called before ``finished`` is emitted, so whoever hears it
@@ -310,10 +390,11 @@ class SlideWindow(QMainWindow):
         if task is None or task is not self.task:
             return
         self.task = None
+        self._chain = []
         self.progress.setVisible(False)
         self.stop.setEnabled(False)
-        self.run_view.setEnabled(True)
-        self.run_all.setEnabled(True)
+        for widget in (self.run_view, self.run_all, self.compare_box):
+            widget.setEnabled(True)
 
     def _failed(self, exc) -> None:
         self.scores.setText(f"Failed: {message(exc)}")
@@ -324,8 +405,9 @@ class SlideWindow(QMainWindow):
         return LayerState.default("annotated" if self.truth is not None else "plain")
 
     def _layers_changed(self) -> None:
-        if self.view.probability is not None:
-            self.view.set_overlay_source(self.view.probability, self.truth, self.threshold.value(), self._layers())
+        for view in self._views():
+            if view.probability is not None:
+                view.set_overlay_source(view.probability, self.truth, view.threshold, self._layers())
 
     def _threshold_changed(self, value: float) -> None:
         if self.view.probability is not None:
@@ -341,8 +423,9 @@ class SlideWindow(QMainWindow):
             self._truth_task.cancel()
         self.cancel()
         self.pool.wait(5.0)
-        self.view.shutdown()
-        self.view.clear_tiles()
+        for view in self._views():
+            view.shutdown()
+            view.clear_tiles()
         self.pool.shutdown()
         self.slide.close()
         super().closeEvent(event)
