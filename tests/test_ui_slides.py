@@ -164,7 +164,22 @@ def test_a_second_model_runs_into_a_linked_view_beside_the_first(window, qtbot):
     assert a.max() > 200 and b.max() > 200 and np.abs(a - b).mean() > 1  # two models, two maps
     assert second.probability is other.prediction.probability and second.overlay_items
     assert "elunet_8_5" in window.scores.text() and "elunet_4_4" in window.scores.text() and box.isEnabled()
+
+    from paipviewer.viewer.layers import PALETTE
+
+    def disagreeing(view) -> int:  # pixels painted white, the disagreement colour, in a view's overlay
+        white = np.array(PALETTE["disagree"], np.uint8)
+        return sum(int(((i.image[..., :3] == white).all(axis=2) & (i.image[..., 3] > 0)).sum())
+                   for i in view.overlay_items.values())
+
+    assert disagreeing(window.view) == 0 and window.disagree.isEnabled()
+    window.disagree.setChecked(True)
+    assert disagreeing(window.view) > 0 and disagreeing(second) > 0
+    before = disagreeing(second)
+    window.threshold.setValue(0.99)  # the left model finds almost nothing: the two disagree more
+    assert second.other_threshold == 0.99 and disagreeing(second) > 1.5 * before
     box.setCurrentIndex(0)
+    assert window.view.other is None and not window.disagree.isEnabled()
     assert window.view2 is None and window.splitter.count() == 1 and window.view.title.text == "mosaic_20x.svs"
     assert window._threshold_label.text() == "Threshold"
 

@@ -44,6 +44,8 @@ class SlideView(pg.GraphicsLayoutWidget):
         self.overlay_items: dict[TileKey, pg.ImageItem] = {}
         self.probability: np.ndarray | None = None   # uint8 level-0 map of the model, or None
         self.truth: np.ndarray | None = None         # level-0 labels, or None
+        self.other: np.ndarray | None = None         # the compared model's uint8 map, for the disagreement layer
+        self.other_threshold = 0.5
         self.covered: list[tuple[int, int, int, int]] = []  # level-0 rectangles the model has run on
         self.threshold = 0.5
         self.layers = LayerState.default("plain")
@@ -78,6 +80,11 @@ class SlideView(pg.GraphicsLayoutWidget):
         self.probability, self.truth, self.threshold = probability, truth, threshold
         if layers is not None:
             self.layers = layers
+        self.redraw_overlays()
+
+    def set_other(self, probability: np.ndarray | None, threshold: float) -> None:
+        """The other model's map in a comparison: where the two masks differ is the disagreement layer."""
+        self.other, self.other_threshold = probability, threshold
         self.redraw_overlays()
 
     def fit(self) -> None:
@@ -183,7 +190,10 @@ class SlideView(pg.GraphicsLayoutWidget):
         if self.truth is not None:  # outside what the model ran on, a true nucleus is not a miss
             truth = np.asarray(self.truth[spec.y:y1:step, spec.x:x1:step]) > 0
             truth &= self._covered(spec.x, spec.y, step, truth.shape)
-        rgba = compose(pred.shape, self.layers, pred, truth)
+        other = None
+        if self.other is not None and self.layers.disagree:
+            other = np.asarray(self.other[spec.y:y1:step, spec.x:x1:step]) >= math.ceil(self.other_threshold * 255)
+        rgba = compose(pred.shape, self.layers, pred, truth, other)
         if item is None:
             item = pg.ImageItem(axisOrder="row-major")
             item.setZValue(5)

@@ -148,6 +148,11 @@ class SlideWindow(QMainWindow):
                                     "beside it at its own calibrated threshold")
         self.compare_box.currentIndexChanged.connect(lambda *_: self._compare_changed())
         form.addRow("Compare with", self.compare_box)
+        self.disagree = QCheckBox("Mark where the models disagree")
+        self.disagree.setToolTip("White where one model finds a nucleus and the other does not")
+        self.disagree.setEnabled(False)
+        self.disagree.toggled.connect(lambda *_: self._layers_changed())
+        form.addRow(self.disagree)
         self.threshold = QDoubleSpinBox(minimum=0.01, maximum=0.99, singleStep=0.05, decimals=2)
         card = self._card()
         self.threshold.setValue(card.threshold if card else 0.5)
@@ -212,6 +217,8 @@ class SlideWindow(QMainWindow):
             self.view2.deleteLater()
             self.view2 = None
         self.result2 = None
+        self.disagree.setEnabled(self.view2 is not None)
+        self.view.set_other(None, 0.5)  # the mask it was compared with is gone or from another model
         self._titles()
 
     def _titles(self) -> None:
@@ -315,7 +322,7 @@ class SlideWindow(QMainWindow):
         if self.view2 is not None:
             self._chain.append((1, self.compare_box.currentData(), None))  # its card's threshold
         for view in self._views():
-            view.covered = []
+            view.covered, view.other = [], None
             view.set_overlay_source(None, None, self.threshold.value())
         self._region, self._lines = region, []
         self._next()
@@ -381,6 +388,7 @@ class SlideWindow(QMainWindow):
         if result.region is not None and self.truth is not None:
             self._lines.append("Scores against the ground truth need the whole slide (Run on slide).")
         self.scores.setText("\n".join(self._lines))
+        self._pair()
         self._ended(self.task)
         self.finished.emit(self.result)
 
@@ -402,7 +410,16 @@ class SlideWindow(QMainWindow):
         self.finished.emit(exc)
 
     def _layers(self) -> LayerState:
-        return LayerState.default("annotated" if self.truth is not None else "plain")
+        layers = LayerState.default("annotated" if self.truth is not None else "plain")
+        layers.disagree = self.view2 is not None and self.disagree.isChecked()
+        return layers
+
+    def _pair(self) -> None:
+        """Each view of a comparison knows the other's mask, for the disagreement layer."""
+        if self.view2 is None or self.result is None or self.result2 is None:
+            return
+        self.view.set_other(self.result2.prediction.probability, self.view2.threshold)
+        self.view2.set_other(self.result.prediction.probability, self.view.threshold)
 
     def _layers_changed(self) -> None:
         for view in self._views():
@@ -412,6 +429,7 @@ class SlideWindow(QMainWindow):
     def _threshold_changed(self, value: float) -> None:
         if self.view.probability is not None:
             self.view.set_overlay_source(self.view.probability, self.truth, value, self._layers())
+            self._pair()
 
     def closeEvent(self, event) -> None:
         if self._closed:  # a second close (the window's, then a test's) must not touch the closed slide
