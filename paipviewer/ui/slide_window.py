@@ -405,7 +405,7 @@ class SlideWindow(QMainWindow):
             widget.setEnabled(True)
 
     def _failed(self, exc) -> None:
-        self.scores.setText(f"Failed: {message(exc)}")
+        self.scores.setText("\n".join(self._lines + [f"Failed: {message(exc)}"]))  # the first model's stay
         self._ended(self.task)
         self.finished.emit(exc)
 
