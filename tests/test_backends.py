@@ -15,7 +15,7 @@ from paipviewer.core.inference import predict_image
 from paipviewer.core.modelfile import ModelFileError, card_path, load_model, save_model
 from paipviewer.viewer.paths import shipped_models_dir
 
-SHIPPED = ("elunet_8_5", "unet_32_5")
+SHIPPED = sorted(p.stem for p in shipped_models_dir().glob("*.json"))  # every model the app ships
 
 
 def sample_images(samples256, n=4):
@@ -32,7 +32,9 @@ def test_shipped_onnx_and_keras_agree_on_real_tiles(samples256, stem):
         a = predict_image(onnx.model, image, onnx.card.equalize).probability
         b = predict_image(keras_.model, image, keras_.card.equalize).probability
         assert np.abs(a - b).max() <= 1e-4
-        assert np.array_equal(a >= onnx.card.threshold, b >= onnx.card.threshold)
+        t = onnx.card.threshold  # the masks may differ only on a pixel within that 1e-4 of the threshold
+        flipped = (a >= t) != (b >= t)
+        assert not flipped[np.abs(a - t) > 1e-4].any() and flipped.sum() <= 2
 
 
 def test_the_default_backend_is_the_fastest_and_openvino_agrees(samples256):

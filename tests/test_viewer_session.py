@@ -93,6 +93,15 @@ def test_catalog_lists_a_model_once_through_links(tmp_path):
     assert catalog.add(tmp_path / "sub" / ".." / "m.keras") is first and len(catalog.models) == 1
 
 
+def test_catalog_lists_the_shipped_models_by_size_not_by_spelling():
+    from paipviewer.viewer.paths import shipped_models_dir
+
+    catalog = ModelCatalog()
+    catalog.scan(shipped_models_dir())
+    stems = [m.path.stem for m in catalog.usable()]
+    assert stems == ["elunet_4_4", "elunet_8_4", "elunet_8_5", "elunet_16_4", "unet_32_5"]
+
+
 def test_wrong_size_mask_keeps_the_image(tmp_path):
     folder = copy_samples(tmp_path / "set", 1)
     name = next((folder / "images").glob("*.png")).name

@@ -91,23 +91,45 @@ def markdown(rows: list[dict], data: Path, n_test: int, tiles: int, seed: int, r
 
 
 def _label_points(ax, points: list[tuple[float, float, str]], fontsize: float = 10) -> None:
-    """Write each label beside its point, on the first side (right, left, above, below) where it covers
-    no marker and no label already written: variants of one size sit on top of each other (ELU-Net 8/4
-    and 4/5)."""
+    """Write each label at the nearest place beside its point, inside the axes, where it covers no
+    marker and no label already written; one that had to move a row or more away gets a thin line to
+    its point, so it is never read as the label of a neighbour. Variants of one size or speed sit on
+    top of each other (ELU-Net 8/4 and 4/5; 8/5 and 16/4)."""
     ax.autoscale_view()
     to_points = 72 / ax.figure.dpi  # display pixels -> typographic points, the unit of the offsets
+    left, bottom, right, top = (v * to_points for v in ax.bbox.extents)
     where = [tuple(v * to_points for v in ax.transData.transform((x, y))) for x, y, _ in points]
     placed = [(px - 4, py - 4, px + 4, py + 4) for px, py in where]  # the markers, which no label may cover
     for (x, y, text), (px, py) in sorted(zip(points, where), key=lambda p: (p[1][1], p[1][0])):
         w, h = 0.62 * fontsize * len(text), fontsize
-        sides = [(4, 2), (-w - 4, 2), (4, -h - 2), (-w - 4, -h - 2), (4, h + 2), (-w - 4, h + 2),
-                 (4, -2 * h - 4), (-w - 4, -2 * h - 4)]
+        sides = [(dx, dy) for ring in range(4)
+                 for dy in ((2, -h - 2, h + 2) if ring == 0 else (ring * (h + 2) + h + 2, -(ring + 1) * (h + 2)))
+                 for dx in (4, -w - 4, -w / 2)
+                 if not (ring == 0 and dx == -w / 2)]  # ring 0: beside the marker, not on it
         boxes = [(px + dx, py + dy, px + dx + w, py + dy + h) for dx, dy in sides]
-        free = [i for i, b in enumerate(boxes)
-                if not any(b[0] < o[2] and o[0] < b[2] and b[1] < o[3] and o[1] < b[3] for o in placed)]
-        i = free[0] if free else 0
+
+        def clashes(k: int) -> bool:
+            b = boxes[k]
+            if any(b[0] < o[2] and o[0] < b[2] and b[1] < o[3] and o[1] < b[3] for o in placed):
+                return True
+            # beside a marker without a line, a label must be nearer its own marker than any other
+            return not far(k) and any(_gap(b, q) < _gap(b, (px, py)) for q in where if q != (px, py))
+
+        def far(k: int) -> bool:
+            return abs(sides[k][1]) > h + 2
+
+        inside = [i for i, b in enumerate(boxes) if b[0] >= left and b[2] <= right and b[1] >= bottom and b[3] <= top]
+        i = min(inside or range(len(boxes)), key=lambda k: (clashes(k), k))
         placed.append(boxes[i])
-        ax.annotate(text, (x, y), textcoords="offset points", xytext=sides[i], fontsize=fontsize)
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=sides[i], fontsize=fontsize,
+                    arrowprops=dict(arrowstyle="-", lw=0.6, color="0.4", shrinkA=1, shrinkB=4) if far(i) else None)
+
+
+def _gap(box: tuple, point: tuple) -> float:
+    """Distance from a point to the nearest point of a box (0 inside it)."""
+    dx = max(box[0] - point[0], 0, point[0] - box[2])
+    dy = max(box[1] - point[1], 0, point[1] - box[3])
+    return (dx * dx + dy * dy) ** 0.5
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -136,12 +158,16 @@ def plot(rows: list[dict], path: Path) -> None:
             labels[1].append((r["total57_s"], r["jaccard_57"], label))
         if ours:
             axes[0].scatter([], [], marker="s", color=colours[arch], label=f"ours {NAMES[arch]}")
-    axes[0].set_xscale("log")
+    for ax in axes:  # sizes and times both span orders of magnitude; a linear axis crowds the small ones
+        ax.set_xscale("log")
     axes[0].set_xlabel("parameters")
     axes[1].set_xlabel("seconds, model load + 57 tile predictions (CPU)")
+    axes[1].xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    axes[1].xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     for ax in axes:
         ax.set_ylabel("mean per-tile Jaccard")
         ax.grid(alpha=0.3)
+        ax.margins(y=0.15)  # room for labels below the lowest markers, ours
     axes[0].legend(fontsize=8)
     fig.suptitle("Accuracy against size and time: ours (filled) and the study's Table V (open)")
     fig.tight_layout()  # before the labels: they are placed on the axes' final size

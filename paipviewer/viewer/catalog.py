@@ -5,6 +5,7 @@ worker only when it runs.
 """
 from __future__ import annotations
 
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +98,7 @@ class ModelCatalog:
     def scan(self, folder: Path) -> list[ModelInfo]:
         if not folder.is_dir():
             return []
-        found = sorted({p.with_suffix("") for s in MODEL_SUFFIXES for p in folder.glob(f"*{s}")})
+        found = sorted({p.with_suffix("") for s in MODEL_SUFFIXES for p in folder.glob(f"*{s}")}, key=_natural)
         return [self.add(model_key(base)) for base in found]
 
     def add(self, path: Path) -> ModelInfo:
@@ -135,3 +136,8 @@ class ModelCatalog:
         usable = self.usable()
         preferred = [m for m in usable if m.path.stem == DEFAULT_MODEL_STEM]
         return (preferred or usable or [None])[0]
+
+
+def _natural(path: Path) -> list:
+    """Numbers compared as numbers, so ELU-Net 8/4 comes before 16/4 in the model list."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
