@@ -158,7 +158,7 @@ def test_a_second_model_runs_into_a_linked_view_beside_the_first(window, qtbot):
         assert not box.isEnabled()  # the views stay as they are while models run into them
     first, other = done.args[0], window.result2
     assert (first.model, other.model) == ("elunet_8_5", "elunet_4_4") and other.region == first.region
-    assert other.threshold == window._compare_threshold() != window.threshold.value()
+    assert other.threshold == window._card(box).threshold != window.threshold.value()
     a = np.asarray(first.prediction.probability[400:600, 300:600], dtype=int)
     b = np.asarray(other.prediction.probability[400:600, 300:600], dtype=int)
     assert a.max() > 200 and b.max() > 200 and np.abs(a - b).mean() > 1  # two models, two maps

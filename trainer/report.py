@@ -102,27 +102,24 @@ def _label_points(ax, points: list[tuple[float, float, str]], fontsize: float = 
     placed = [(px - 4, py - 4, px + 4, py + 4) for px, py in where]  # the markers, which no label may cover
     for (x, y, text), (px, py) in sorted(zip(points, where), key=lambda p: (p[1][1], p[1][0])):
         w, h = 0.62 * fontsize * len(text), fontsize
-        sides = [(dx, dy) for ring in range(4)
-                 for dy in ((2, -h - 2, h + 2) if ring == 0 else (ring * (h + 2) + h + 2, -(ring + 1) * (h + 2)))
-                 for dx in (4, -w - 4, -w / 2)
-                 if not (ring == 0 and dx == -w / 2)]  # ring 0: beside the marker, not on it
-        boxes = [(px + dx, py + dy, px + dx + w, py + dy + h) for dx, dy in sides]
+        near = (2, -h - 2, h + 2)  # beside the marker: level with it, below, above
+        further = [v for ring in (1, 2, 3) for v in ((ring + 1) * (h + 2), -(ring + 1) * (h + 2))]
+        sides = [(dx, dy) for dy in near for dx in (4, -w - 4)]
+        sides += [(dx, dy) for dy in further for dx in (4, -w - 4, -w / 2)]  # these get a line
+        inside = [(dx, dy) for dx, dy in sides
+                  if left <= px + dx and px + dx + w <= right and bottom <= py + dy and py + dy + h <= top]
 
-        def clashes(k: int) -> bool:
-            b = boxes[k]
-            if any(b[0] < o[2] and o[0] < b[2] and b[1] < o[3] and o[1] < b[3] for o in placed):
+        def clashes(side) -> bool:
+            box = (px + side[0], py + side[1], px + side[0] + w, py + side[1] + h)
+            if any(box[0] < o[2] and o[0] < box[2] and box[1] < o[3] and o[1] < box[3] for o in placed):
                 return True
-            # beside a marker without a line, a label must be nearer its own marker than any other
-            return not far(k) and any(_gap(b, q) < _gap(b, (px, py)) for q in where if q != (px, py))
+            # without a line, a label must be nearer its own marker than any other
+            return side[1] in near and any(_gap(box, q) < _gap(box, (px, py)) for q in where if q != (px, py))
 
-        def far(k: int) -> bool:
-            return abs(sides[k][1]) > h + 2
-
-        inside = [i for i, b in enumerate(boxes) if b[0] >= left and b[2] <= right and b[1] >= bottom and b[3] <= top]
-        i = min(inside or range(len(boxes)), key=lambda k: (clashes(k), k))
-        placed.append(boxes[i])
-        ax.annotate(text, (x, y), textcoords="offset points", xytext=sides[i], fontsize=fontsize,
-                    arrowprops=dict(arrowstyle="-", lw=0.6, color="0.4", shrinkA=1, shrinkB=4) if far(i) else None)
+        dx, dy = next((side for side in inside if not clashes(side)), (inside or sides)[0])
+        placed.append((px + dx, py + dy, px + dx + w, py + dy + h))
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize,
+                    arrowprops=None if dy in near else dict(arrowstyle="-", lw=0.6, color="0.4", shrinkA=1, shrinkB=4))
 
 
 def _gap(box: tuple, point: tuple) -> float:

@@ -92,8 +92,8 @@ class SlideWindow(QMainWindow):
         self.result: SlideResult | None = None
         self.result2: SlideResult | None = None    # the compared model's
         self.view2: SlideView | None = None
-        self._chain: list[tuple[int, str, float | None]] = []   # (view, model, threshold) still to run
-        self._side = 0
+        self._chain: list[tuple[int, str, float]] = []   # (view, model, threshold) still to run
+        self._side, self._threshold = 0, 0.5   # the view and threshold of the model running
         self._region = None
         self._lines: list[str] = []
         self.truth = None
@@ -233,8 +233,8 @@ class SlideWindow(QMainWindow):
     def _views(self) -> list[SlideView]:
         return [self.view] if self.view2 is None else [self.view, self.view2]
 
-    def _card(self):
-        info = self.catalog.find(self.model_box.currentData())
+    def _card(self, box: QComboBox | None = None):
+        info = self.catalog.find((box or self.model_box).currentData())
         return info.card if info else None
 
     def _describe(self) -> None:
@@ -320,7 +320,7 @@ class SlideWindow(QMainWindow):
         self.result = self.result2 = None
         self._chain = [(0, key, self.threshold.value())]
         if self.view2 is not None:
-            self._chain.append((1, self.compare_box.currentData(), None))  # its card's threshold
+            self._chain.append((1, self.compare_box.currentData(), self._card(self.compare_box).threshold))
         for view in self._views():
             view.covered, view.other = [], None
             view.set_overlay_source(None, None, self.threshold.value())
@@ -334,9 +334,9 @@ class SlideWindow(QMainWindow):
         self.scores.setText("Running…")
 
     def _next(self) -> None:
-        self._side, key, threshold = self._chain.pop(0)
+        self._side, key, self._threshold = self._chain.pop(0)
         self._probability_file = work_folder(self.path, key) / "probability.npy"
-        self.task = task = Task(run_slide, self.cache, key, self.path, self.truth, self._region, threshold,
+        self.task = task = Task(run_slide, self.cache, key, self.path, self.truth, self._region, self._threshold,
                                 self.rescale.isChecked(), 8 if self.views.isChecked() else 1,
                                 on_block=self._blocks.done.emit)
         task.signals.progress.connect(self._progress)
@@ -356,14 +356,9 @@ class SlideWindow(QMainWindow):
         view = self._views()[self._side]
         view.covered.append(block)
         if view.probability is None and self._probability_file.exists():
-            threshold = self.threshold.value() if self._side == 0 else self._compare_threshold()
-            view.set_overlay_source(np.load(self._probability_file, mmap_mode="r"), self.truth, threshold,
+            view.set_overlay_source(np.load(self._probability_file, mmap_mode="r"), self.truth, self._threshold,
                                     self._layers())
         view.redraw_overlays(block)
-
-    def _compare_threshold(self) -> float:
-        info = self.catalog.find(self.compare_box.currentData())
-        return info.card.threshold if info else 0.5
 
     def _done(self, result: SlideResult) -> None:
         view = self._views()[self._side]
