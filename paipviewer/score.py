@@ -21,7 +21,7 @@ import numpy as np
 
 from paipviewer.core.atomic import write_text_atomic
 from paipviewer.core.evidence import COLUMNS, Assessment, assess, row, rows_to_csv, truth_labels
-from paipviewer.core.geojson import feature_collection, to_text
+from paipviewer.core import geojson
 from paipviewer.core.imageio import ImageReadError, read_image, write_png_atomic
 from paipviewer.core.inference import DEFAULT_OVERLAP, VIEWS
 from paipviewer.core.magnification import image_pixel_size, plan_scale, plausible, predict_at_scale
@@ -142,7 +142,7 @@ def write_outputs(out: Path, model: str, image_path: Path, image: np.ndarray, pr
     write_png_atomic(files["masks"], assessment.nuclei.astype(np.uint16))
     write_png_atomic(files["overlays"], overlay_image(image, layers, probability >= assessment.threshold,
                                                       None if truth is None else truth > 0))
-    write_text_atomic(files["geojson"], to_text(feature_collection(assessment.nuclei, probability)))
+    geojson.write(files["geojson"], geojson.features(assessment.nuclei, probability))
     return files
 
 
@@ -211,7 +211,7 @@ def score_slide_file(path: Path, truth_path: Path | None, models: list[ScoreMode
             seconds = time.perf_counter() - t0
             files = output_paths(out, m.name, path)
             write_label_pyramid(labels, files["masks"], size.mpp)
-            write_text_atomic(files["geojson"], to_text(nucleus_features(labels, boxes, run.probability)))
+            geojson.write(files["geojson"], nucleus_features(labels, boxes, run.probability))
             write_png_atomic(files["overlays"], slide_overview(slide, run.probability, m.threshold, truth))
             scored = score_slide(run.probability, labels, truth, m.threshold) if truth is not None else None
             a = Assessment(m.threshold, labels, scored and scored.pixels, scored and scored.objects)

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from paipviewer.core.geojson import feature_collection, polygons, to_text
+from paipviewer.core import geojson
+from paipviewer.core.geojson import features, polygons
 from paipviewer.core.imageio import read_labels
 from paipviewer.core.stats import wilcoxon
 
@@ -62,12 +63,13 @@ def test_polygons_cover_exactly_the_pixels_of_each_nucleus(monuseg):
         assert np.array_equal(inside(ring, labels.shape), piece) and area == piece.sum()
 
 
-def test_feature_collection_is_qupath_detections():
+def test_written_collection_is_qupath_detections(tmp_path):
     labels = np.zeros((30, 30), np.int32)
     labels[2:6, 3:9] = 1
     labels[20:25, 20:22] = 2
     prob = np.where(labels > 0, 0.9, 0.1).astype(np.float32)
-    fc = json.loads(to_text(feature_collection(labels, prob)))
+    assert geojson.write(tmp_path / "a.geojson", features(labels, prob)) == 2
+    fc = json.loads((tmp_path / "a.geojson").read_text())
     assert fc["type"] == "FeatureCollection" and len(fc["features"]) == 2
     f = fc["features"][0]
     assert f["type"] == "Feature" and f["geometry"]["type"] == "Polygon"
@@ -85,10 +87,9 @@ def test_geojson_read_back_gives_the_same_nuclei(monuseg, tmp_path):
     from paipviewer.core.geojson import GeoJSONError, read_labels_geojson
 
     labels = read_labels(sorted((monuseg / "test" / "masks_instance").glob("*.png"))[0])
-    fc = feature_collection(labels)
-    (tmp_path / "a.geojson").write_text(to_text(fc))
+    geojson.write(tmp_path / "a.geojson", features(labels))
     back = read_labels_geojson(tmp_path / "a.geojson", labels.shape)
-    ids = np.array([0] + [f["properties"]["label"] for f in fc["features"]])
+    ids = np.array([0] + [f["properties"]["label"] for f in features(labels)])
     assert np.array_equal(ids[back], labels)
 
     ring = [[2, 2], [12, 2], [12, 12], [2, 12], [2, 2]]
@@ -112,14 +113,45 @@ def test_a_slides_polygons_are_drawn_into_a_mapped_file_that_is_not_left_behind(
     from paipviewer.core.inference import Cancelled
 
     labels = read_labels(_data("slides") / "mosaic_20x_instances.png")
-    (tmp_path / "slide.geojson").write_text(to_text(feature_collection(labels)))
+    geojson.write(tmp_path / "slide.geojson", features(labels))
+    size = (tmp_path / "slide.geojson").stat().st_size // 1024
     told = []
     mapped = truth_labels(tmp_path / "slide.geojson", labels.shape, tmp_path / "spill",
                           progress=lambda done, total: told.append((done, total)))
     assert isinstance(mapped, np.memmap) and mapped.dtype == np.int32
     assert np.array_equal(mapped > 0, labels > 0) and mapped.max() == labels.max() == 6697
     assert np.array_equal(mapped, truth_labels(tmp_path / "slide.geojson", labels.shape))
-    assert told[0] == (0, 6697) and told[-1] == (6000, 6697)
+    assert len(told) == 7 and all(total == size for _, total in told)  # every 1000 nuclei, in kilobytes read
+    assert told[0][0] < told[1][0] < told[-1][0] < size
     assert not list((tmp_path / "spill").iterdir())
     with pytest.raises(Cancelled):
         truth_labels(tmp_path / "slide.geojson", labels.shape, tmp_path / "spill", cancelled=lambda: True)
+
+
+def test_features_are_read_one_at_a_time_from_any_layout_json_allows(tmp_path, monkeypatch):
+    """The streaming reader against ``json.load`` on what other tools write: pretty-printed with a byte
+    order mark, members after "features", a lone Feature, and numbers cut by a block boundary; and
+    broken files refused with the file's name, never read half."""
+    from paipviewer.core.geojson import GeoJSONError, read
+
+    monkeypatch.setattr(geojson._Text, "BLOCK", 7)  # every value crosses blocks
+    labels = np.zeros((40, 40), np.int32)
+    labels[2:9, 3:12], labels[20:31, 5:9], labels[30:38, 30:39] = 1, 2, 3
+    written = list(features(labels, np.full(labels.shape, 0.123456)))
+    docs = {
+        "pretty.geojson": "\ufeff" + json.dumps({"features": written, "type": "FeatureCollection",
+                                                  "bbox": [0, 0, 40.5, 40]}, indent=4),
+        "list.geojson": json.dumps(written, indent=1),
+        "one.geojson": json.dumps(written[1]),
+        "empty.geojson": '{"type": "FeatureCollection", "features": [ ]}',
+    }
+    for name, text in docs.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        got = [f for f, _, _ in read(tmp_path / name)]
+        whole = json.loads(text.lstrip("\ufeff"))
+        assert got == (whole.get("features", [whole]) if isinstance(whole, dict) else whole), name
+    for name, text in {"cut.geojson": json.dumps(written)[:-30], "extra.geojson": json.dumps(written) + "]",
+                       "key.geojson": '{"features": [], 3: 4}', "number.geojson": "12"}.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(GeoJSONError, match=name):
+            list(read(tmp_path / name))

@@ -118,13 +118,13 @@ def test_a_run_asked_for_while_drawn_truth_is_read_waits_for_it(qtbot, cache, tm
 
     from conftest import _data
 
-    from paipviewer.core.geojson import feature_collection, to_text
+    from paipviewer.core import geojson
     from paipviewer.core.imageio import read_labels
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     shutil.copy(_data("slides") / "mosaic_20x.svs", tmp_path / "mosaic_20x.svs")
     labels = read_labels(_data("slides") / "mosaic_20x_instances.png")
-    (tmp_path / "mosaic_20x.geojson").write_text(to_text(feature_collection(labels)))
+    geojson.write(tmp_path / "mosaic_20x.geojson", geojson.features(labels))
     w = SlideWindow(tmp_path / "mosaic_20x.svs", model="elunet_8_5", cache=cache)
     qtbot.addWidget(w)
     assert w.truth_path.name == "mosaic_20x.geojson" and "Reading the ground truth" in w.scores.text()

@@ -13,7 +13,10 @@ closed (first point repeated) and counter-clockwise as RFC 7946 asks.
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -87,34 +90,49 @@ def _signed_area(ring: list) -> float:
     return float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y)) / 2
 
 
-def feature_collection(labels: np.ndarray, probability: np.ndarray | None = None) -> dict:
-    """A FeatureCollection of one detection per labelled nucleus, with its area (and mean probability)."""
+def features(labels: np.ndarray, probability: np.ndarray | None = None) -> Iterator[dict]:
+    """One QuPath detection per labelled nucleus, with its area (and mean probability), in label order."""
     rings = polygons(labels)
     areas = np.bincount(np.asarray(labels).ravel().astype(np.int64))
     means = None
     if probability is not None:
         sums = np.bincount(np.asarray(labels).ravel().astype(np.int64), weights=np.asarray(probability, float).ravel())
         means = sums / np.maximum(areas, 1)
-    features = []
     for lab, ring in rings.items():
         measurements = {"Area px^2": int(areas[lab])}
         if means is not None:
             measurements["Mean probability"] = round(float(means[lab]), 4)
-        features.append({
+        yield {
             "type": "Feature",
             "id": str(uuid.UUID(int=lab)),  # stable across runs: the label id, in QuPath's UUID form
             "geometry": {"type": "Polygon", "coordinates": [ring]},
             "properties": {"objectType": "detection", "classification": dict(NUCLEUS),
                            "isLocked": False, "label": lab, "measurements": measurements},
-        })
-    return {"type": "FeatureCollection", "features": features}
+        }
 
 
-def to_text(collection: dict) -> str:
-    return json.dumps(collection, separators=(",", ":")) + "\n"
+def write(path, items: Iterable[dict]) -> int:
+    """Write ``items`` as a FeatureCollection to ``path`` atomically, one feature at a time, so a whole
+    slide's nuclei never sit in memory as one document; the number written."""
+    from .atomic import write_atomic
+
+    count = 0
+
+    def body(fh) -> None:
+        nonlocal count
+        fh.write(b'{"type":"FeatureCollection","features":[')
+        for item in items:
+            fh.write((b"," if count else b"") + json.dumps(item, separators=(",", ":")).encode("utf-8"))
+            count += 1
+        fh.write(b"]}\n")
+
+    write_atomic(path, body)
+    return count
 
 
-MAX_GEOJSON_BYTES = 512 * 2**20
+# Memory does not grow with the file (it is parsed feature by feature): this only turns away a file no
+# annotation could be; 4 GB is some 3.5 million nuclei as this module writes them.
+MAX_GEOJSON_BYTES = 4 * 2**30
 
 
 class GeoJSONError(ValueError):
@@ -128,38 +146,23 @@ def read_labels_geojson(path, shape: tuple[int, int], out: np.ndarray | None = N
     holes cut out; a pixel belongs to a polygon when its centre lies inside, the rule :func:`polygons`
     traces by, so labels written here and read back are the same pixels.
 
-    ``out``, a zeroed int32 array of ``shape``, takes the labels instead of a new array in memory: a
-    whole slide's labels go to a memory-mapped file, and each polygon touches only its own box.
-    ``progress(done, total)`` is told every 1000 features; ``cancelled()`` true raises ``Cancelled``.
+    The file is parsed one feature at a time (:func:`read`), and ``out``, a zeroed int32 array of
+    ``shape``, takes the labels instead of a new array in memory: a whole slide's labels go to a
+    memory-mapped file, and each polygon touches only its own box. ``progress(done, total)`` is told
+    the kilobytes read every 1000 features; ``cancelled()`` true raises ``Cancelled``.
     """
-    from pathlib import Path
-
     from .inference import Cancelled
 
-    path = Path(path)
-    try:
-        if path.stat().st_size > MAX_GEOJSON_BYTES:
-            raise GeoJSONError(f"{path.name}: {path.stat().st_size / 2**20:.0f} MB is too large for a GeoJSON")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except GeoJSONError:
-        raise
-    except (OSError, ValueError, RecursionError) as exc:
-        raise GeoJSONError(f"{path.name}: not readable GeoJSON ({exc})") from None
-    features = data.get("features") if isinstance(data, dict) else data
-    if isinstance(data, dict) and data.get("type") == "Feature":
-        features = [data]
-    if not isinstance(features, list):
-        raise GeoJSONError(f"{path.name}: no features (expected a FeatureCollection or a list of Features)")
     if out is not None and (out.shape != tuple(shape) or out.dtype != np.int32):
         raise ValueError(f"out must be int32 of shape {tuple(shape)}, got {out.dtype} {out.shape}")
     labels = np.zeros(shape, np.int32) if out is None else out
     lab = 0
-    for k, feature in enumerate(features):
+    for k, (feature, done, total) in enumerate(read(path)):
         if k % 1000 == 0:
             if cancelled is not None and cancelled():
                 raise Cancelled()
             if progress is not None:
-                progress(k, len(features))
+                progress(done // 1024, total // 1024)  # kilobytes: a progress bar counts in 32 bits
         geometry = feature.get("geometry") if isinstance(feature, dict) else None
         if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
             continue
@@ -171,8 +174,132 @@ def read_labels_geojson(path, shape: tuple[int, int], out: np.ndarray | None = N
             rings = [np.asarray(r, float)[:, :2] for poly in polys for r in poly]
             _fill_even_odd(labels, rings, lab)
         except (ValueError, TypeError, IndexError) as exc:
-            raise GeoJSONError(f"{path.name}: feature {lab} has malformed coordinates ({exc})") from None
+            raise GeoJSONError(f"{Path(path).name}: feature {lab} has malformed coordinates ({exc})") from None
     return labels
+
+
+def read(path) -> Iterator[tuple[object, int, int]]:
+    """The features of a GeoJSON file (a FeatureCollection, a list of Features or one Feature), parsed one
+    at a time, each with the characters read so far and the file's size, so memory holds one feature
+    and a block of text rather than the whole document (a slide's export is hundreds of MB, and
+    ``json.load`` would hold several times that as Python objects). Raises GeoJSONError."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_GEOJSON_BYTES:
+            raise GeoJSONError(f"{path.name}: {size / 2**30:.1f} GB is too large for a GeoJSON")
+        with open(path, encoding="utf-8-sig") as fh:
+            text = _Text(fh)
+            for item in _top_level(text, path.name):
+                yield item, min(text.done, size), size
+    except GeoJSONError:
+        raise
+    except (OSError, ValueError, RecursionError) as exc:
+        raise GeoJSONError(f"{path.name}: not readable GeoJSON ({exc})") from None
+
+
+def _top_level(text: "_Text", name: str) -> Iterator[object]:
+    first = text.peek()
+    if first == "[":
+        yield from text.array()
+    elif first == "{":
+        members, streamed = {}, False
+        for key in text.members():
+            if key == "features" and text.peek() == "[":
+                yield from text.array()
+                streamed = True
+            else:
+                members[key] = text.value()
+        if not streamed and members.get("type") == "Feature":
+            yield members
+        elif not streamed:
+            raise GeoJSONError(f"{name}: no features (expected a FeatureCollection or a list of Features)")
+    else:
+        raise GeoJSONError(f"{name}: no features (expected a FeatureCollection or a list of Features)")
+    if text.peek():
+        raise ValueError(f"extra data at character {text.done}")
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+class _Text:
+    """A JSON text read in blocks, decoded value by value (``json.JSONDecoder.raw_decode``)."""
+
+    BLOCK = 1 << 22
+
+    def __init__(self, fh):
+        self.fh, self.buf, self.pos, self.before, self.eof = fh, "", 0, 0, False
+        self.decoder = json.JSONDecoder()
+
+    @property
+    def done(self) -> int:
+        return self.before + self.pos
+
+    def _more(self) -> bool:
+        block = "" if self.eof else self.fh.read(self.BLOCK)
+        self.eof = not block
+        if block:
+            self.before += self.pos
+            self.buf, self.pos = self.buf[self.pos:] + block, 0
+        return bool(block)
+
+    def peek(self) -> str:
+        """The next character that is not white space ('' at the end), not consumed."""
+        while True:
+            self.pos = _SPACE.match(self.buf, self.pos).end()
+            if self.pos < len(self.buf) or not self._more():
+                return self.buf[self.pos:self.pos + 1]
+
+    def expect(self, char: str) -> None:
+        if self.peek() != char:
+            raise ValueError(f"expected {char!r} at character {self.done}")
+        self.pos += 1
+
+    def value(self):
+        self.peek()
+        while True:
+            try:
+                value, end = self.decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError:
+                if self._more():  # the value runs on into the next block
+                    continue
+                raise
+            # A number that ends the block may go on in the next one ("12" of "125").
+            if end < len(self.buf) or not self._more():
+                self.pos = end
+                return value
+
+    def array(self) -> Iterator[object]:
+        self.expect("[")
+        if self.peek() == "]":
+            self.pos += 1
+            return
+        while True:
+            yield self.value()
+            if self.peek() == ",":
+                self.pos += 1
+                continue
+            self.expect("]")
+            return
+
+    def members(self) -> Iterator[str]:
+        """The keys of an object, each left for the caller to read its value."""
+        self.expect("{")
+        if self.peek() == "}":
+            self.pos += 1
+            return
+        while True:
+            key = self.value()
+            if not isinstance(key, str):
+                raise ValueError(f"an object key must be a string, at character {self.done}")
+            self.expect(":")
+            yield key
+            if self.peek() == ",":
+                self.pos += 1
+                continue
+            self.expect("}")
+            return
 
 
 def _fill_even_odd(labels: np.ndarray, rings: list[np.ndarray], lab: int) -> None:

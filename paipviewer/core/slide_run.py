@@ -201,16 +201,15 @@ def write_label_pyramid(labels: np.ndarray, path: Path, mpp: float | None) -> No
                               for k, v in resolution.items()}))
 
 
-def nucleus_features(labels: np.ndarray, boxes: dict[int, tuple], probability: np.ndarray | None = None) -> dict:
-    """GeoJSON of every nucleus of a slide, traced one bounding box at a time."""
-    from .geojson import feature_collection
+def nucleus_features(labels: np.ndarray, boxes: dict[int, tuple], probability: np.ndarray | None = None):
+    """GeoJSON features of every nucleus of a slide, traced one bounding box at a time, as they are
+    written (:func:`paipviewer.core.geojson.write`): a slide's are too many to hold at once."""
+    from .geojson import features
 
-    features = []
     for lab, (x0, y0, x1, y1) in boxes.items():
         piece = np.where(np.asarray(labels[y0:y1, x0:x1]) == lab, lab, 0)
         prob = None if probability is None else np.asarray(probability[y0:y1, x0:x1], np.float32) / 255
-        for f in feature_collection(piece, prob)["features"]:
+        for f in features(piece, prob):
             ring = f["geometry"]["coordinates"][0]
             f["geometry"]["coordinates"][0] = [[px + x0, py + y0] for px, py in ring]
-            features.append(f)
-    return {"type": "FeatureCollection", "features": features}
+            yield f
