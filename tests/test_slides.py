@@ -146,3 +146,21 @@ def test_slide_outputs_are_a_label_pyramid_geojson_and_an_overview(slide_scores)
     overview = cv2.imread(str(out / "overlays" / "elunet_8_5" / "mosaic_40x.png"))
     assert overview.shape == (4096, 4096, 3)
     assert not (out / ".work" / "elunet_8_5" / "mosaic_40x" / "probability.npy").exists()
+
+
+def test_a_slides_own_label_tiff_read_back_as_its_truth_scores_perfectly(slide_scores, slides_dir, tmp_path):
+    """The label pyramid ``score`` wrote, laid beside the slide as ``<stem>_instances.tif``, is found and
+    read tile by tile as ground truth: the same model then matches it nucleus for nucleus."""
+    import shutil
+
+    from paipviewer.__main__ import main
+
+    row, out = slide_scores["20x"]
+    shutil.copy(slides_dir / "mosaic_20x.svs", tmp_path / "mosaic_20x.svs")
+    shutil.copy(out / "masks" / "elunet_8_5" / "mosaic_20x.tif", tmp_path / "mosaic_20x_instances.tif")
+    assert main(["score", str(tmp_path / "mosaic_20x.svs"), "--model", "elunet_8_5", "--out", str(tmp_path / "again")]) == 0
+    (again,) = csv.DictReader(open(tmp_path / "again" / "scores.csv"))
+    assert again["nuclei_true"] == again["nuclei_pred"] == row["nuclei_pred"]
+    assert float(again["det_f1"]) == float(again["aji"]) == float(again["pq"]) == float(again["recall"]) == 1.0
+    # Pixel scores compare the thresholded map, which still holds the specks the nuclei dropped (fp).
+    assert int(again["fn"]) == 0 and 0.98 < float(again["dice"]) < 1.0

@@ -17,6 +17,7 @@ from .datasets import instance_map
 from .imageio import ImageReadError, read_labels
 from .metrics import Confusion, confusion
 from .objects import Matching, ObjectSettings, label_nuclei, match_nuclei
+from .tiff_labels import TIFF_SUFFIXES, read_tiff_labels
 
 # scores.csv, one row per image and model; empty cells where there is no ground truth.
 COLUMNS = ["image", "model", "threshold", "dice", "jaccard", "precision", "recall", "tp", "fp", "fn",
@@ -52,11 +53,11 @@ def truth_labels(mask: Path, shape: tuple[int, int], spill: Path | None = None, 
     own labels (an instance map as is, a binary mask by components), or polygons drawn in QuPath
     (.geojson). Raises ImageReadError.
 
-    ``spill``: a folder where polygons are drawn into a memory-mapped file rather than into memory,
-    since a whole slide's labels may not fit there. The file is unlinked once mapped where the system
-    allows it, so nothing is left behind and a second load never writes over pages the first still
-    shows. A mask image is decoded whole either way. ``progress`` and ``cancelled`` as for
-    :func:`read_labels_geojson`.
+    ``spill``: a folder where polygons are drawn, or a TIFF's tiles copied, into a memory-mapped file
+    rather than into memory, since a whole slide's labels may not fit there. The file is unlinked once
+    mapped where the system allows it, so nothing is left behind and a second load never writes over
+    pages the first still shows. Another mask image (PNG) is decoded whole either way. ``progress``
+    and ``cancelled`` as for :func:`read_labels_geojson` (for a TIFF, counting tiles).
     """
     if Path(mask).suffix.lower() == ".geojson":
         from .geojson import GeoJSONError, read_labels_geojson
@@ -66,7 +67,10 @@ def truth_labels(mask: Path, shape: tuple[int, int], spill: Path | None = None, 
             return read_labels_geojson(mask, shape, out, progress=progress, cancelled=cancelled)
         except GeoJSONError as exc:
             raise ImageReadError(str(exc)) from None
-    return read_labels(instance_map(mask) or mask, shape)
+    labels = instance_map(mask) or mask
+    if spill is not None and Path(labels).suffix.lower() in TIFF_SUFFIXES:
+        return read_tiff_labels(labels, _spill_file(spill, shape), progress=progress, cancelled=cancelled)
+    return read_labels(labels, shape)
 
 
 def _spill_file(folder: Path, shape: tuple[int, int]) -> np.ndarray:
