@@ -155,3 +155,41 @@ def test_features_are_read_one_at_a_time_from_any_layout_json_allows(tmp_path, m
         (tmp_path / name).write_text(text)
         with pytest.raises(GeoJSONError, match=name):
             list(read(tmp_path / name))
+
+
+def test_a_qupath_export_of_all_objects_gives_the_nuclei_not_the_regions_or_cells(monuseg, tmp_path):
+    """QuPath's "export all objects": the annotation the nuclei were detected in comes first and covers
+    them all, cells carry their outline as geometry and the nucleus as ``nucleusGeometry``. The truth is
+    the nuclei; annotations count only in a file of annotations alone (nuclei drawn by hand)."""
+    import cv2
+
+    from paipviewer.core.geojson import read_labels_geojson
+
+    labels = read_labels(sorted((monuseg / "test" / "masks_instance").glob("*.png"))[1])[:300, :300]
+    nuclei = list(features(labels))
+    region = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [300, 0], [300, 300],
+                                                                               [0, 300], [0, 0]]]},
+              "properties": {"objectType": "annotation", "classification": {"name": "Tumor"}}}
+    exported = [region]
+    for k, f in enumerate(nuclei):
+        if k % 2:
+            lab = f["properties"]["label"]
+            outline = cv2.dilate((labels == lab).astype(np.uint8), np.ones((7, 7), np.uint8))
+            cell = next(iter(polygons(outline).values()))
+            f = {**f, "geometry": {"type": "Polygon", "coordinates": [cell]}, "nucleusGeometry": f["geometry"],
+                 "properties": {**f["properties"], "objectType": "cell"}}
+        exported.append(f)
+    (tmp_path / "all.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": exported}))
+    got = read_labels_geojson(tmp_path / "all.geojson", labels.shape)
+    ids = np.array([0] + [f["properties"]["label"] for f in nuclei])
+    assert np.array_equal(ids[got], labels)
+
+    drawn = [{**f, "properties": {"objectType": "annotation"}} for f in nuclei]  # by hand, in QuPath 0.4
+    (tmp_path / "drawn.geojson").write_text(json.dumps(drawn))
+    assert np.array_equal(ids[read_labels_geojson(tmp_path / "drawn.geojson", labels.shape)], labels)
+    two = {"type": "Feature", "properties": {"object_type": "detection"},  # QuPath 0.2's key
+           "geometry": {"type": "MultiPolygon", "coordinates": [[[[1, 1], [4, 1], [4, 4], [1, 4], [1, 1]]],
+                                                                [[[20, 20], [22, 20], [22, 22], [20, 22], [20, 20]]]]}}
+    (tmp_path / "two.geojson").write_text(json.dumps([region, two]))
+    both = read_labels_geojson(tmp_path / "two.geojson", (30, 30))
+    assert both.sum() == 9 + 4 and both.max() == 1

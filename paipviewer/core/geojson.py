@@ -144,7 +144,9 @@ def read_labels_geojson(path, shape: tuple[int, int], out: np.ndarray | None = N
     """Ground truth drawn by hand (QuPath's export: a FeatureCollection, or a list of Features) as int32
     labels of ``shape``: each Polygon or MultiPolygon feature one nucleus, numbered in file order,
     holes cut out; a pixel belongs to a polygon when its centre lies inside, the rule :func:`polygons`
-    traces by, so labels written here and read back are the same pixels.
+    traces by, so labels written here and read back are the same pixels. A cell is its
+    ``nucleusGeometry``; annotations (the regions an export of all objects holds) are nuclei only in a
+    file without detections or cells, where they were drawn by hand, and are held until the end.
 
     The file is parsed one feature at a time (:func:`read`), and ``out``, a zeroed int32 array of
     ``shape``, takes the labels instead of a new array in memory: a whole slide's labels go to a
@@ -156,26 +158,54 @@ def read_labels_geojson(path, shape: tuple[int, int], out: np.ndarray | None = N
     if out is not None and (out.shape != tuple(shape) or out.dtype != np.int32):
         raise ValueError(f"out must be int32 of shape {tuple(shape)}, got {out.dtype} {out.shape}")
     labels = np.zeros(shape, np.int32) if out is None else out
-    lab = 0
+    lab, regions, objects_seen = 0, [], False
     for k, (feature, done, total) in enumerate(read(path)):
         if k % 1000 == 0:
             if cancelled is not None and cancelled():
                 raise Cancelled()
             if progress is not None:
                 progress(done // 1024, total // 1024)  # kilobytes: a progress bar counts in 32 bits
-        geometry = feature.get("geometry") if isinstance(feature, dict) else None
-        if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+        polys = _polygons_of(feature)
+        if polys is None:
             continue
-        polys = geometry.get("coordinates") or []
-        if geometry["type"] == "Polygon":
-            polys = [polys]
+        if _object_type(feature) == "annotation":
+            if not objects_seen:
+                regions.append(polys)
+            continue
+        objects_seen, regions = True, []
         lab += 1
-        try:
-            rings = [np.asarray(r, float)[:, :2] for poly in polys for r in poly]
-            _fill_even_odd(labels, rings, lab)
-        except (ValueError, TypeError, IndexError) as exc:
-            raise GeoJSONError(f"{Path(path).name}: feature {lab} has malformed coordinates ({exc})") from None
+        _draw(labels, polys, lab, path)
+    for polys in regions:  # annotations are the nuclei only where the file has no detections or cells
+        lab += 1
+        _draw(labels, polys, lab, path)
     return labels
+
+
+def _object_type(feature: dict) -> str | None:
+    props = feature.get("properties")
+    if not isinstance(props, dict):
+        return None
+    return props.get("objectType") or props.get("object_type")  # QuPath 0.4 on; 0.2-0.3
+
+
+def _polygons_of(feature) -> list | None:
+    """A feature's nucleus as a list of polygons (each a list of rings), or None if it has none: a
+    cell's ``nucleusGeometry`` (QuPath draws the cell's outline as its geometry), else its geometry."""
+    if not isinstance(feature, dict):
+        return None
+    geometry = feature.get("nucleusGeometry") or feature.get("geometry")
+    if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+        return None
+    polys = geometry.get("coordinates") or []
+    return [polys] if geometry["type"] == "Polygon" else polys
+
+
+def _draw(labels: np.ndarray, polys: list, lab: int, path) -> None:
+    try:
+        for poly in polys:  # one polygon at a time: each touches only its own box
+            _fill_even_odd(labels, [np.asarray(r, float)[:, :2] for r in poly], lab)
+    except (ValueError, TypeError, IndexError) as exc:
+        raise GeoJSONError(f"{Path(path).name}: feature {lab} has malformed coordinates ({exc})") from None
 
 
 def read(path) -> Iterator[tuple[object, int, int]]:
@@ -237,7 +267,9 @@ class _Text:
         return self.before + self.pos
 
     def _more(self) -> bool:
-        block = "" if self.eof else self.fh.read(self.BLOCK)
+        # At least as much again as is left: a feature larger than a block (one MultiPolygon of a whole
+        # slide) is parsed O(its size) times over in all, not once per block.
+        block = "" if self.eof else self.fh.read(max(self.BLOCK, len(self.buf) - self.pos))
         self.eof = not block
         if block:
             self.before += self.pos
@@ -317,11 +349,18 @@ def _fill_even_odd(labels: np.ndarray, rings: list[np.ndarray], lab: int) -> Non
     inside = np.zeros((y1 - y0, x1 - x0), bool)
     for ring in rings:
         a, b = ring, np.roll(ring, -1, axis=0)
-        crosses = (a[:, 1][None, :] > yc[:, None]) != (b[:, 1][None, :] > yc[:, None])  # rows x edges
-        with np.errstate(divide="ignore", invalid="ignore"):  # horizontal edges never cross a centre row
-            t = (yc[:, None] - a[:, 1][None, :]) / (b[:, 1] - a[:, 1])[None, :]
-            x_at = a[:, 0][None, :] + t * (b[:, 0] - a[:, 0])[None, :]
-        for r in np.flatnonzero(crosses.any(axis=1)):
-            inside[r] ^= (xc[None, :] < x_at[r, crosses[r]][:, None]).sum(axis=0) % 2 == 1
+        step = max(1, 2**22 // len(ring))  # rows at a time: a region's outline has 10^5 edges
+        for r0 in range(0, len(yc), step):
+            _cross_rows(inside[r0:r0 + step], yc[r0:r0 + step], xc, a, b)
     target = labels[y0:y1, x0:x1]
     target[inside & (target == 0)] = lab
+
+
+def _cross_rows(inside: np.ndarray, yc: np.ndarray, xc: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """Flip ``inside`` where a row's pixel centres lie right of an edge (a -> b) that crosses the row."""
+    crosses = (a[:, 1][None, :] > yc[:, None]) != (b[:, 1][None, :] > yc[:, None])  # rows x edges
+    with np.errstate(divide="ignore", invalid="ignore"):  # horizontal edges never cross a centre row
+        t = (yc[:, None] - a[:, 1][None, :]) / (b[:, 1] - a[:, 1])[None, :]
+        x_at = a[:, 0][None, :] + t * (b[:, 0] - a[:, 0])[None, :]
+    for r in np.flatnonzero(crosses.any(axis=1)):
+        inside[r] ^= (xc[None, :] < x_at[r, crosses[r]][:, None]).sum(axis=0) % 2 == 1
