@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from paipviewer.core import geojson
 from paipviewer.core.atomic import write_text_atomic
 from paipviewer.core.evidence import COLUMNS, Assessment, assess, row, rows_to_csv, truth_labels
-from paipviewer.core import geojson
 from paipviewer.core.imageio import ImageReadError, read_image, write_png_atomic
 from paipviewer.core.inference import DEFAULT_OVERLAP, VIEWS
 from paipviewer.core.magnification import image_pixel_size, plan_scale, plausible, predict_at_scale
