@@ -194,3 +194,39 @@ def test_a_slide_opens_comparing_when_asked(qtbot, cache, tmp_path, monkeypatch)
     assert w.view2 is not None and w.compare_box.currentData().endswith("unet_32_5.keras")
     assert w.view2.title.text == w.compare_box.currentText() and w.model_box.currentData().endswith("elunet_8_5.keras")
     w.close()
+
+
+def test_ground_truth_chosen_after_a_run_scores_it(qtbot, cache, tmp_path, monkeypatch):
+    """A slide with no truth beside it, run whole; then its nuclei chosen by hand (a label TIFF): the
+    run is scored against them without predicting again. A file that is not this slide's is refused and
+    the window goes on without truth."""
+    import shutil
+
+    from conftest import _data
+
+    from paipviewer.core.imageio import read_labels
+    from paipviewer.core.slide_run import write_label_pyramid
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    shutil.copy(_data("slides") / "mosaic_20x.svs", tmp_path / "slide.svs")
+    labels = read_labels(_data("slides") / "mosaic_20x_instances.png")
+    write_label_pyramid(labels.astype(np.uint32), tmp_path / "nuclei.tif", 0.5)
+    w = SlideWindow(tmp_path / "slide.svs", model="elunet_8_5", cache=cache)
+    qtbot.addWidget(w)
+    assert w.truth_path is None and "No ground truth" in w.info.text()
+    with qtbot.waitSignal(w.finished, timeout=120000) as first:
+        w.run(None)
+    assert not isinstance(first.args[0], Exception) and first.args[0].pixels is None
+    with qtbot.waitSignal(w.finished, timeout=120000) as scored:
+        w.set_truth(tmp_path / "nuclei.tif")
+    result = scored.args[0]
+    assert not isinstance(result, Exception), result
+    assert isinstance(w.truth, np.memmap) and "Ground truth: nuclei.tif" in w.info.text()
+    assert result.pixels.dice > 0.78 and result.objects.scores.n_true == 6697  # as `score` measures it
+    assert result.prediction.blocks_run == 0 and result.prediction.resumed == first.args[0].prediction.blocks_run
+    (tmp_path / "other.tif").write_bytes((tmp_path / "nuclei.tif").read_bytes()[:4000])
+    w.set_truth(tmp_path / "other.tif")
+    qtbot.waitUntil(lambda: bool(w._truth_task is None), timeout=10000)
+    assert "Ground truth not used: other.tif" in w.scores.text() and w.truth is None
+    assert "No ground truth" in w.info.text() and w.truth_button.isEnabled() and w.run_all.isEnabled()
+    w.close()

@@ -11,8 +11,9 @@ import pyqtgraph as pg
 import qtawesome as qta
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QDoubleSpinBox, QFormLayout, QHBoxLayout,
-                               QLabel, QMainWindow, QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QFormLayout,
+                               QHBoxLayout, QLabel, QMainWindow, QProgressBar, QPushButton, QSplitter, QVBoxLayout,
+                               QWidget)
 
 from paipviewer.core.datasets import find_mask
 from paipviewer.core.magnification import plan_scale
@@ -100,6 +101,7 @@ class SlideWindow(QMainWindow):
         self.truth_path = find_mask(self.path)
         self._truth_task: Task | None = None
         self._pending: tuple | None = None   # (region,) asked for while the ground truth was read
+        self._rescore = False                 # run again once a newly chosen ground truth is read
         self._closed = False
         self._blocks = _Blocks()
         self._blocks.done.connect(self._block_done)
@@ -134,6 +136,11 @@ class SlideWindow(QMainWindow):
         self.info = QLabel()
         self.info.setWordWrap(True)
         form.addRow(self.info)
+        self.truth_button = QPushButton(qta.icon("mdi6.vector-polygon"), "Ground truth…")
+        self.truth_button.setToolTip("This slide's nuclei: QuPath GeoJSON, or an instance map (TIFF or PNG) of "
+                                     "its full resolution; a slide already run is scored against it")
+        self.truth_button.clicked.connect(self.choose_truth_dialog)
+        form.addRow(self.truth_button)
         self.model_box = QComboBox()
         for info in self.catalog.usable():
             self.model_box.addItem(info.label, info.key)
@@ -282,15 +289,34 @@ class SlideWindow(QMainWindow):
         task.signals.error.connect(self._failed)
         self.pool.start(task)
 
+    def choose_truth_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, f"Ground truth of {self.path.name}", str(self.path.parent),
+            "Nuclei (*.geojson *.json *.tif *.tiff *.png);;All files (*)")
+        if path:
+            self.set_truth(Path(path))
+
+    def set_truth(self, path: Path) -> None:
+        """Score against ``path`` from now on: it is read off the UI thread, and a slide already run is run
+        again, which resumes from its saved map and only scores."""
+        if self.task is not None or self._truth_task is not None:
+            return
+        self.truth_path, self.truth = Path(path), None
+        self._describe()
+        self._layers_changed()
+        self._rescore = self.result is not None
+        self._read_truth()
+
     def _read_truth(self) -> None:
         """Read the ground truth off the UI thread (a slide's polygons can take a while to draw); a run
         asked for meanwhile waits for it, since its scores need it."""
         self._truth_task = task = Task(read_truth, self.truth_path, self.slide)
         task.signals.result.connect(self._truth_loaded)
-        task.signals.error.connect(lambda exc: self.scores.setText(f"Ground truth not used: {message(exc)}"))
+        task.signals.error.connect(self._truth_failed)
         task.signals.progress.connect(self._progress)
         task.signals.finished.connect(self._truth_ended)
         self.pool.start(task)
+        self.truth_button.setEnabled(False)
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self.scores.setText(f"Reading the ground truth ({self.truth_path.name})…")
@@ -300,12 +326,22 @@ class SlideWindow(QMainWindow):
         self.scores.setText("")
         self._layers_changed()
 
+    def _truth_failed(self, exc) -> None:
+        self.scores.setText(f"Ground truth not used: {message(exc)}")
+        self.truth_path = self.truth = None
+        self._rescore = False
+        self._describe()
+
     def _truth_ended(self) -> None:
         self._truth_task = None
         self.progress.setVisible(False)
+        self.truth_button.setEnabled(True)
         if self._pending is not None:
             (region,), self._pending = self._pending, None
             self.run(region)
+        elif self._rescore and self.truth is not None and not self._closed:
+            self._rescore = False
+            self.run(self._region)
 
     def run(self, region) -> None:
         """Run the chosen model over ``region`` (x, y, w, h level-0 pixels) or the whole slide (None), then
@@ -329,7 +365,7 @@ class SlideWindow(QMainWindow):
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self.stop.setEnabled(True)
-        for widget in (self.run_view, self.run_all, self.compare_box):
+        for widget in (self.run_view, self.run_all, self.compare_box, self.truth_button):
             widget.setEnabled(False)
         self.scores.setText("Running…")
 
@@ -396,7 +432,7 @@ class SlideWindow(QMainWindow):
         self._chain = []
         self.progress.setVisible(False)
         self.stop.setEnabled(False)
-        for widget in (self.run_view, self.run_all, self.compare_box):
+        for widget in (self.run_view, self.run_all, self.compare_box, self.truth_button):
             widget.setEnabled(True)
 
     def _failed(self, exc) -> None:
