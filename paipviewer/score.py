@@ -66,6 +66,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--views", type=int, choices=VIEWS, default=1,
                    help="test-time augmentation: predict each tile in this many dihedral views (quarter turns, "
                         "mirrored or not) and average them; about that many times slower (default 1: none)")
+    p.add_argument("--truth", help="ground truth of a single image or slide that lies under another name than the "
+                   "layouts expect: QuPath GeoJSON, or an instance map or mask (PNG, TIFF)")
     return p.parse_args(argv)
 
 
@@ -280,6 +282,12 @@ def run(args: argparse.Namespace, log=print) -> int:
         log(f"not scored: {p}")
     if not pairs:
         raise ScoreError("no images to score")
+    if args.truth is not None:
+        if len(pairs) != 1:
+            raise ScoreError(f"--truth is one image's ground truth, but {len(pairs)} images were given")
+        if not Path(args.truth).is_file():
+            raise ScoreError(f"--truth {args.truth}: no such file")
+        pairs = [(pairs[0][0], Path(args.truth))]
     models = [open_model(args.model, args.models_dir, args.threshold)]
     if args.compare:
         models.append(open_model(args.compare, args.models_dir, args.threshold))

@@ -147,6 +147,32 @@ def test_a_bad_input_is_reported_and_the_rest_scored(samples256, tmp_path, capsy
     assert [r["image"] for r in rows] == [tile.name] and rows[0]["dice"] != ""
 
 
+def test_truth_named_by_hand_scores_one_image_as_its_paired_mask_would(samples256, tmp_path, capsys):
+    """``--truth``: a tile's mask copied under another name (and as QuPath GeoJSON) gives the scores its
+    own pairing gives; with more than one image it is refused before any work."""
+    import shutil
+
+    from paipviewer.core import geojson
+
+    tile = sorted((samples256 / "images").glob("*.png"))[0]
+    shutil.copy(tile, tmp_path / "tile.png")
+    mask = next((samples256 / "masks_instance").glob(f"{tile.stem}.*"))  # what the pairing finds
+    shutil.copy(mask, tmp_path / "drawn by Anna.png")
+    geojson.write(tmp_path / "drawn.geojson", geojson.features(read_labels(mask)))
+    runs = {}
+    alone = str(tmp_path / "tile.png")
+    for name, args in (("paired", [str(tile)]), ("png", [alone, "--truth", str(tmp_path / "drawn by Anna.png")]),
+                       ("geojson", [alone, "--truth", str(tmp_path / "drawn.geojson")]), ("none", [alone])):
+        assert main(["score", *args, "--model", "elunet_8_5", "--out", str(tmp_path / name)]) == 0
+        (runs[name],) = rows_of(tmp_path / name)
+    keys = ("dice", "aji", "nuclei_true", "det_f1")
+    assert [runs["png"][k] for k in keys] == [runs["paired"][k] for k in keys] == [runs["geojson"][k] for k in keys]
+    assert runs["none"]["dice"] == "" and float(runs["paired"]["dice"]) > 0.6
+    assert main(["score", str(tile), str(tmp_path / "tile.png"), "--truth", str(mask), "--model", "elunet_8_5",
+                 "--out", str(tmp_path / "two")]) == 2
+    assert "--truth is one image's ground truth, but 2 images" in capsys.readouterr().err
+
+
 def test_unusable_model_or_output_stops_before_any_work(samples256, tmp_path, capsys):
     tile = str(sorted((samples256 / "images").glob("*.png"))[0])
     assert main(["score", tile, "--model", "no_such_model", "--out", str(tmp_path / "a")]) == 2
