@@ -354,6 +354,14 @@ def test_any_image_size_is_tiled_and_stitched(window, qtbot, samples, tmp_path):
     assert window.set_truth(entry, tmp_path / "odd_truth.png") is None
     c = confusion(window.session.mask(entry, window.model_key), entry.truth)
     assert window.metrics_panel.value(0, "jaccard") == f"{c.jaccard:.3f}"
+    # the same nuclei drawn in QuPath (GeoJSON) pair alike
+    from paipviewer.core import geojson
+    from paipviewer.core.imageio import read_labels
+    drawn = read_labels(tmp_path / "odd_truth.png")
+    geojson.write(tmp_path / "odd_truth.geojson", geojson.features(drawn))
+    assert window.set_truth(entry, tmp_path / "odd_truth.geojson") is None
+    assert np.array_equal(entry.truth, drawn > 0) and entry.mask_path.suffix == ".geojson"
+    assert window.metrics_panel.value(0, "jaccard") == f"{c.jaccard:.3f}"
 
 
 def test_inference_cancels_between_batches_of_a_large_image(samples, models, cache):

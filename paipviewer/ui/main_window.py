@@ -497,8 +497,9 @@ class MainWindow(QMainWindow):
         entry = self.current_entry()
         if entry is None or not entry.loaded:
             return
+        masks = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
         path, _ = QFileDialog.getOpenFileName(self, f"Ground truth of {entry.name}", str(entry.path.parent),
-                                              "Masks (" + " ".join(f"*{s}" for s in IMAGE_SUFFIXES) + ")")
+                                              f"Masks and QuPath GeoJSON ({masks} *.geojson *.json);;All files (*)")
         if path:
             reason = self.set_truth(entry, Path(path))
             if reason is not None:
