@@ -20,3 +20,10 @@ QT_QPA_PLATFORM=offscreen "$repo/dist/paipviewer/paipviewer" --version
 QT_QPA_PLATFORM=offscreen "$repo/dist/paipviewer/paipviewer" --snapshot "$work/bundle.png"
 test -s "$work/bundle.png"
 echo "bundle: the snapshot of the samples works from outside the repository"
+# Whole slides need libopenslide inside the bundle: score the test slide where the shared data lies.
+slide="${PAIP_SHARED_DATA:-$repo/../shared/data}/slides/mosaic_20x.svs"
+if [ -f "$slide" ]; then
+    QT_QPA_PLATFORM=offscreen "$repo/dist/paipviewer/paipviewer" score "$slide" --model elunet_8_5 --out "$work/slide"
+    awk -F, 'NR == 2 && $1 == "mosaic_20x.svs" && $4 > 0.7 {ok = 1} END {exit !ok}' "$work/slide/scores.csv"
+    echo "bundle: the 20x test slide is read through OpenSlide and scored"
+fi
