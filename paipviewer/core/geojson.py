@@ -362,5 +362,9 @@ def _cross_rows(inside: np.ndarray, yc: np.ndarray, xc: np.ndarray, a: np.ndarra
     with np.errstate(divide="ignore", invalid="ignore"):  # horizontal edges never cross a centre row
         t = (yc[:, None] - a[:, 1][None, :]) / (b[:, 1] - a[:, 1])[None, :]
         x_at = a[:, 0][None, :] + t * (b[:, 0] - a[:, 0])[None, :]
-    for r in np.flatnonzero(crosses.any(axis=1)):
+    if crosses.shape[1] * len(xc) <= 1 << 16:  # a nucleus: all rows at once, rows x edges x columns
+        x_at = np.where(crosses, x_at, -np.inf)  # an edge that misses the row lies left of every centre
+        inside ^= (xc[None, None, :] < x_at[:, :, None]).sum(axis=1) % 2 == 1
+        return
+    for r in np.flatnonzero(crosses.any(axis=1)):  # a region: row by row, over the few edges crossing it
         inside[r] ^= (xc[None, :] < x_at[r, crosses[r]][:, None]).sum(axis=0) % 2 == 1
