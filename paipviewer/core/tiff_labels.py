@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .imageio import MAX_PIXELS, ImageReadError
+from .imageio import MAX_PIXELS, ImageReadError, labels_of_mask
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 
@@ -64,11 +64,8 @@ def read_tiff_labels(path, out: np.ndarray, *, progress=None, cancelled=None) ->
 
 
 def _components(labels: np.ndarray, name: str) -> None:
-    import cv2
-
     if labels.size > MAX_PIXELS:
         raise ImageReadError(f"{name}: a binary mask of {labels.shape[1]} x {labels.shape[0]} pixels cannot be "
                              "told apart into nuclei at this size; give an instance map (one id per nucleus) "
                              "or QuPath GeoJSON")
-    _, found = cv2.connectedComponents((np.asarray(labels) > 0).astype(np.uint8), connectivity=8)
-    labels[:] = found
+    labels[:] = labels_of_mask(np.asarray(labels) > 0)

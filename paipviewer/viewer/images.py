@@ -6,8 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-import cv2
-
 from paipviewer.core.datasets import MASK_SUFFIXES, DatasetError, discover, find_mask
 from paipviewer.core.evidence import truth_labels
 from paipviewer.core.imageio import ImageReadError, is_image_path, read_image
@@ -94,12 +92,6 @@ def count_labels(labels: np.ndarray) -> int:
     if not labels.size:
         return 0
     return int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
-
-
-def labels_of_mask(truth: np.ndarray) -> np.ndarray:
-    """int32 nuclei of a boolean mask by its 8-connected components (nothing else tells them apart)."""
-    _, labels = cv2.connectedComponents(np.asarray(truth, dtype=bool).view(np.uint8), connectivity=8)
-    return labels.astype(np.int32, copy=False)
 
 
 def expand_paths(paths) -> tuple[list[tuple[Path, Path | None]], list[Path], list[OpenFailure]]:

@@ -17,7 +17,7 @@ import numpy as np
 from paipviewer.core import metrics, scoring
 from paipviewer.core.datasets import file_identity
 from paipviewer.core.evidence import Assessment, truth_labels
-from paipviewer.core.imageio import ImageReadError
+from paipviewer.core.imageio import ImageReadError, labels_of_mask
 from paipviewer.core.inference import InferenceError, check_views
 from paipviewer.core.magnification import PixelSize
 from paipviewer.core.modelfile import DEFAULT_THRESHOLD, ModelFileError
@@ -25,7 +25,7 @@ from paipviewer.core.objects import ObjectSettings
 
 from . import events as ev
 from .catalog import ModelCatalog
-from .images import ImageEntry, OpenFailure, Result, count_labels, expand_paths, labels_of_mask
+from .images import ImageEntry, OpenFailure, Result, count_labels, expand_paths
 from .jobs import Assessed, ImageLoaded, ModelRan, ModelReady, Scored
 from .layers import KINDS, LayerState
 
