@@ -356,15 +356,20 @@ def _fill_even_odd(labels: np.ndarray, rings: list[np.ndarray], lab: int) -> Non
     target[inside & (target == 0)] = lab
 
 
+# Edges x columns up to which a polygon's rows are crossed in one array operation; a larger outline goes
+# row by row, over the few edges that cross each row, so its memory stays bounded.
+ALL_ROWS_AT_ONCE = 1 << 16
+
+
 def _cross_rows(inside: np.ndarray, yc: np.ndarray, xc: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
     """Flip ``inside`` where a row's pixel centres lie right of an edge (a -> b) that crosses the row."""
     crosses = (a[:, 1][None, :] > yc[:, None]) != (b[:, 1][None, :] > yc[:, None])  # rows x edges
     with np.errstate(divide="ignore", invalid="ignore"):  # horizontal edges never cross a centre row
         t = (yc[:, None] - a[:, 1][None, :]) / (b[:, 1] - a[:, 1])[None, :]
         x_at = a[:, 0][None, :] + t * (b[:, 0] - a[:, 0])[None, :]
-    if crosses.shape[1] * len(xc) <= 1 << 16:  # a nucleus: all rows at once, rows x edges x columns
+    if crosses.shape[1] * len(xc) <= ALL_ROWS_AT_ONCE:  # a nucleus: all rows at once, rows x edges x columns
         x_at = np.where(crosses, x_at, -np.inf)  # an edge that misses the row lies left of every centre
         inside ^= (xc[None, None, :] < x_at[:, :, None]).sum(axis=1) % 2 == 1
         return
-    for r in np.flatnonzero(crosses.any(axis=1)):  # a region: row by row, over the few edges crossing it
+    for r in np.flatnonzero(crosses.any(axis=1)):
         inside[r] ^= (xc[None, :] < x_at[r, crosses[r]][:, None]).sum(axis=0) % 2 == 1
