@@ -22,6 +22,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "its title, and a legend) to OUT.png once inference is done, then exit")
     p.add_argument("--snapshot-scale", type=float, default=1.0, metavar="S",
                    help="figure pixels per image pixel (default 1: the image's own resolution)")
+    p.add_argument("--snapshot-timeout", type=float, default=600, metavar="SECONDS",
+                   help="how long --snapshot waits for inference before it writes what there is (default 600)")
     p.add_argument("--layers", help="layers to show, comma-separated: errors,prediction,truth,probability,disagree")
     p.add_argument("--outline", action="store_true", help="draw masks as outlines instead of filled")
     p.add_argument("--threshold", type=float, help="probability threshold of the first model's masks "
@@ -54,6 +56,8 @@ def main(argv=None) -> int:
         raise SystemExit("paipviewer: --threshold must be between 0 and 1")
     if not 0.05 <= args.snapshot_scale <= 16:
         raise SystemExit("paipviewer: --snapshot-scale must be between 0.05 and 16")
+    if not 1 <= args.snapshot_timeout <= 86400:
+        raise SystemExit("paipviewer: --snapshot-timeout must be between 1 and 86400 seconds")
     quiet_native_logs()
     from paipviewer.ui.app import run  # Qt only after argument errors are out of the way
 

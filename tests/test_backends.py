@@ -102,7 +102,7 @@ def test_the_viewer_runs_and_compares_without_tensorflow(tmp_path, samples256):
     out = tmp_path / "fig.png"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path)}
     run = subprocess.run([sys.executable, "-c", BLOCK_TENSORFLOW, str(tile), "--model", "elunet_8_5",
-                          "--compare", "unet_32_5", "--snapshot", str(out)], env=env, capture_output=True, text=True,
-                         timeout=300)
+                          "--compare", "unet_32_5", "--snapshot", str(out), "--snapshot-timeout", "200"],
+                         env=env, capture_output=True, text=True, timeout=300)  # a hang ends at 260 s with every stack
     assert run.returncode == 0, run.stderr[-2000:]
     assert out.is_file() and "blocked" not in run.stderr

@@ -84,3 +84,18 @@ def test_unknown_model_name_is_a_clear_error(tmp_path):
 def test_unknown_layer_is_refused_before_anything_opens(tmp_path):
     done = run_cli("--layers", "errors,nuclei", "--snapshot", str(tmp_path / "x.png"), str(tmp_path), timeout=60)
     assert done.returncode != 0 and "unknown layer(s) nuclei" in done.stderr and not (tmp_path / "x.png").exists()
+
+
+def test_a_snapshot_waits_no_longer_than_its_timeout(tmp_path, monuseg):
+    import time
+
+    image = sorted((monuseg / "test" / "images").glob("*"))[0]  # 1000x1000: U-Net 32/5 takes seconds on it
+    t0 = time.perf_counter()
+    done = run_cli(str(image), "--model", "unet_32_5", "--snapshot", str(tmp_path / "x.png"),
+                   "--snapshot-timeout", "1", str(tmp_path), timeout=120)
+    took = time.perf_counter() - t0
+    assert "timed out waiting for inference; writing what there is" in done.stderr, done.stderr[-2000:]
+    # what there is: the image without the model's layers, or, if it had not loaded yet, the reason
+    assert (done.returncode == 0) == (tmp_path / "x.png").is_file() and took < 60
+    assert run_cli("--snapshot-timeout", "0", "--snapshot", str(tmp_path / "y.png"), str(tmp_path),
+                   timeout=60).returncode != 0

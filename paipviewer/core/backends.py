@@ -13,6 +13,7 @@ sigmoid map (N, h, w, 1) out; :func:`paipviewer.core.inference.predict_tiles` dr
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -115,11 +116,26 @@ def openvino_precision() -> str | None:
     return "bf16"
 
 
-def load_openvino(path: Path) -> OpenVinoModel:
-    import openvino
+_core_lock = threading.Lock()
+_core = None
 
+
+def openvino_core():
+    """The process's one OpenVINO Core, made on first use. OpenVINO recommends one per application:
+    each Core loads its own CPU plugin with its own thread pool, and the viewer loads two models at
+    once from two worker threads."""
+    global _core
+    with _core_lock:
+        if _core is None:
+            import openvino
+
+            _core = openvino.Core()
+        return _core
+
+
+def load_openvino(path: Path) -> OpenVinoModel:
     try:
-        return OpenVinoModel(openvino.Core(), path, openvino_precision() or "f32")
+        return OpenVinoModel(openvino_core(), path, openvino_precision() or "f32")
     except Exception as exc:  # OpenVINO raises RuntimeError for damaged or foreign files
         raise ModelFileError(f"{path.name}: cannot load the ONNX model ({runtime_reason(exc)})") from None
 

@@ -1,6 +1,7 @@
 """Starting the viewer: the window first, models and images right after, TensorFlow in the worker."""
 from __future__ import annotations
 
+import faulthandler
 import os
 import sys
 import tempfile
@@ -20,7 +21,9 @@ from .desktop import install_excepthook, start_logging
 from .main_window import MainWindow
 from .settings import Settings
 
-SNAPSHOT_TIMEOUT_MS = 10 * 60 * 1000
+# After --snapshot-timeout the figure is written with what there is; if even that cannot happen (a
+# native call that never returns), the watchdog prints every thread's stack and ends the process.
+SNAPSHOT_WATCHDOG_S = 60
 
 
 def resolve_model(window: MainWindow, name: str | None) -> str:
@@ -102,7 +105,7 @@ def run(args) -> int:
         if not paths and slides:
             print("paipviewer: --snapshot takes images; score slides with `paipviewer score`", file=sys.stderr)
             return 2
-        return _snapshot(app, window, paths, snapshot, args.snapshot_scale)
+        return _snapshot(app, window, paths, snapshot, args.snapshot_scale, args.snapshot_timeout)
     slide_windows = [open_slide_window(path, args.model, args.models_dir, window.scheduler.cache, args.compare)
                      for path in slides]  # each slide in its own window, as QuPath opens one image at a time
     if slides and not paths:
@@ -138,10 +141,12 @@ def _crash_on_purpose() -> None:
     raise RuntimeError("crash on purpose (PAIPVIEWER_CRASH_TEST is set)")
 
 
-def _snapshot(app, window: MainWindow, paths, out: Path, scale: float) -> int:
-    """Open, wait for the first image's results, write the figure, exit; at once if nothing opens."""
+def _snapshot(app, window: MainWindow, paths, out: Path, scale: float, timeout: float) -> int:
+    """Open, wait for the first image's results, write the figure, exit; at once if nothing opens.
+    A script waits on this, so it never hangs: see SNAPSHOT_WATCHDOG_S."""
     from .snapshot import render_figure
 
+    faulthandler.dump_traceback_later(timeout + SNAPSHOT_WATCHDOG_S, exit=True, file=sys.stderr)
     window.open_paths(paths)
     session = window.session
     if not session.entries:
@@ -194,6 +199,6 @@ def _snapshot(app, window: MainWindow, paths, out: Path, scale: float) -> int:
         save()
 
     window.current_ready.connect(save)
-    QTimer.singleShot(SNAPSHOT_TIMEOUT_MS, give_up)
+    QTimer.singleShot(round(timeout * 1000), give_up)
     app.exec()
     return status["code"]
