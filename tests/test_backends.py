@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,6 +82,16 @@ def test_a_damaged_onnx_is_refused_clearly(tmp_path):
         load_model(tmp_path / "m.onnx")
     with pytest.raises(ModelFileError, match="no .keras file"):
         load_model(tmp_path / "m.onnx", backend="keras")
+
+
+def test_two_threads_starting_openvino_together_do_not_hang():
+    """Unguarded, 7 of 10 such processes hung (benchmarks/openvino_threads.py); three in a row pass by
+    chance about 3% of the time."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "openvino_threads.py"
+    for _ in range(3):
+        done = subprocess.run([sys.executable, str(script), "--child", "guarded"], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
 
 
 BLOCK_TENSORFLOW = """

@@ -70,6 +70,15 @@ def load_onnx(path: Path) -> OnnxModel:
     return OnnxModel(session)
 
 
+# OpenVINO's Python bindings deadlock when two threads make their first inference at the same time:
+# both stop for good in the input tensor's `.data` (7 of 10 fresh processes, benchmarks/
+# openvino_threads.py; the viewer comparing two models hung so in CI). One call at a time costs
+# nothing: a LATENCY-hinted request already uses every core, and two threads took 0.83x the time.
+_openvino_calls = threading.Lock()
+_core_lock = threading.Lock()
+_core = None
+
+
 class OpenVinoModel:
     """An ONNX file compiled by OpenVINO for this CPU, in bf16 where the CPU has it natively (about
     twice ONNX Runtime's fp32 speed there; masks agree with fp32 on 99.95% of pixels). One compiled
@@ -96,8 +105,9 @@ class OpenVinoModel:
         x = np.ascontiguousarray(x, np.float32)
         out = []
         for tile in x:  # one tile per call, the static shape compiled once
-            request, output = self._request((1, *tile.shape))
-            out.append(request.infer({0: tile[None]})[output].copy())
+            with _openvino_calls:
+                request, output = self._request((1, *tile.shape))
+                out.append(request.infer({0: tile[None]})[output].copy())
         return np.concatenate(out)
 
 
@@ -114,10 +124,6 @@ def openvino_precision() -> str | None:
     except ImportError:
         return None
     return "bf16"
-
-
-_core_lock = threading.Lock()
-_core = None
 
 
 def openvino_core():
