@@ -74,7 +74,8 @@ def load_onnx(path: Path) -> OnnxModel:
 # both stop for good in the input tensor's `.data` (7 of 10 fresh processes, benchmarks/
 # openvino_threads.py; the viewer comparing two models hung so in CI). One call at a time costs
 # nothing: a LATENCY-hinted request already uses every core, and two threads took 0.83x the time.
-_openvino_calls = threading.Lock()
+# Reading and compiling a model take the same lock.
+_openvino_calls = threading.RLock()
 _core_lock = threading.Lock()
 _core = None
 
@@ -87,19 +88,22 @@ class OpenVinoModel:
     def __init__(self, core, path: Path, precision: str) -> None:
         self._core, self._path, self.precision = core, path, precision
         self._compiled: dict[tuple, object] = {}
-        model = core.read_model(str(path))
-        self.input_shape = tuple(d.get_length() if d.is_static else None for d in model.inputs[0].get_partial_shape())
-        self.output_shape = tuple(d.get_length() if d.is_static else None
-                                  for d in model.outputs[0].get_partial_shape())
+        with _openvino_calls:
+            model = core.read_model(str(path))
+            self.input_shape = tuple(d.get_length() if d.is_static else None
+                                     for d in model.inputs[0].get_partial_shape())
+            self.output_shape = tuple(d.get_length() if d.is_static else None
+                                      for d in model.outputs[0].get_partial_shape())
 
     def _request(self, shape: tuple):
-        if shape not in self._compiled:
-            model = self._core.read_model(str(self._path))
-            model.reshape(list(shape))
-            compiled = self._core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": self.precision,
-                                                                "PERFORMANCE_HINT": "LATENCY"})
-            self._compiled[shape] = (compiled.create_infer_request(), compiled.output(0))
-        return self._compiled[shape]
+        with _openvino_calls:
+            if shape not in self._compiled:
+                model = self._core.read_model(str(self._path))
+                model.reshape(list(shape))
+                compiled = self._core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": self.precision,
+                                                                    "PERFORMANCE_HINT": "LATENCY"})
+                self._compiled[shape] = (compiled.create_infer_request(), compiled.output(0))
+            return self._compiled[shape]
 
     def predict_on_batch(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, np.float32)
