@@ -26,12 +26,13 @@ sys.path.insert(0, str(REPO))
 
 def raw(name: str):
     """A model compiled and run through OpenVINO directly: no lock."""
-    from paipviewer.core.backends import openvino_core
+    from paipviewer.core.backends import openvino_core, openvino_precision
 
     core = openvino_core()
     model = core.read_model(str(REPO / "resources" / "models" / f"{name}.onnx"))
     model.reshape([1, 256, 256, 3])
-    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "bf16", "PERFORMANCE_HINT": "LATENCY"})
+    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": openvino_precision() or "f32",
+                                                 "PERFORMANCE_HINT": "LATENCY"})
     request, output = compiled.create_infer_request(), compiled.output(0)
     return lambda x: request.infer({0: x})[output].copy()
 
