@@ -22,6 +22,8 @@ NOISE = (re.compile(r"^WARNING: All log messages before absl::InitializeLog\(\)"
 
 _lock = threading.Lock()
 _depth = 0
+_saved = -1       # the real stderr, duplicated, while a block runs
+_capture = None   # where file descriptor 2 points meanwhile
 
 
 def is_noise(line: str) -> bool:
@@ -30,28 +32,29 @@ def is_noise(line: str) -> bool:
 
 @contextlib.contextmanager
 def native_chatter_filtered():
-    """Filter stderr of the whole process while the block runs (re-entrant across threads)."""
-    global _depth
+    """Filter stderr of the whole process while the block runs. Re-entrant across threads: two models
+    load at once, and the last block out, not the first, puts stderr back and writes what was said."""
+    global _depth, _saved, _capture
     with _lock:
-        _depth += 1
-        first = _depth == 1
-        if first:
+        if _depth == 0:
             sys.stderr.flush()
-            saved = os.dup(2)
-            capture = tempfile.TemporaryFile()
-            os.dup2(capture.fileno(), 2)
+            _saved = os.dup(2)
+            _capture = tempfile.TemporaryFile()
+            os.dup2(_capture.fileno(), 2)
+        _depth += 1
     try:
         yield
     finally:
         with _lock:
             _depth -= 1
-            if first:
+            if _depth == 0:
                 sys.stderr.flush()
-                os.dup2(saved, 2)
-                os.close(saved)
-                capture.seek(0)
-                kept = [line for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True)
+                os.dup2(_saved, 2)
+                os.close(_saved)
+                _capture.seek(0)
+                kept = [line for line in _capture.read().decode("utf-8", "replace").splitlines(keepends=True)
                         if not is_noise(line)]
-                capture.close()
+                _capture.close()
+                _saved, _capture = -1, None
                 if kept:
                     os.write(2, "".join(kept).encode())
