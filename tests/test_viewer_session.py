@@ -99,7 +99,7 @@ def test_catalog_lists_the_shipped_models_by_size_not_by_spelling():
     catalog = ModelCatalog()
     catalog.scan(shipped_models_dir())
     stems = [m.path.stem for m in catalog.usable()]
-    assert stems == ["elunet_4_4", "elunet_8_4", "elunet_8_5", "elunet_16_4", "unet_32_5"]
+    assert stems == ["elunet_4_4", "elunet_8_4", "elunet_8_5", "elunet_16_4", "elunet_16_5", "unet_32_5"]
 
 
 def test_wrong_size_mask_keeps_the_image(tmp_path):
