@@ -42,6 +42,9 @@ def test_table5_keeps_evaluated_rows_and_measures_the_others_without_scoring_the
     from paip_trainer.flops import conv_gflop
     from paip_trainer.models import build_model
     assert float(trained["gflop_tile"]) == pytest.approx(conv_gflop(build_model("elunet", 4, 4)), rel=1e-3)
+    # its share of GEMM is against the rate its own evaluate run measured, not this run's
+    own = float(trained["gflops"]) / float(evaluated_row["gemm_gflops"])
+    assert float(evaluated_row["gemm_gflops"]) > 1 and float(trained["of_gemm"]) == pytest.approx(own, rel=1e-3)
     other = written["unet_4_3"]
     assert other["status"] == NOT_TRAINED
     assert int(other["params"]) == count_params("unet", 4, 3)
@@ -84,3 +87,21 @@ def test_table5_leaves_out_rows_scored_with_test_time_augmentation(evaluated, tm
     assert read_results([augmented]) == {}
     (row,) = read_results([augmented, results]).values()
     assert row["source"] == str(results) and row["dice_image"] == rows[0]["dice_image"]
+
+
+def test_a_row_timed_by_a_run_that_kept_no_gemm_rate_gets_no_share(paip_fixture, evaluated, tmp_path):
+    """Older results.csv files have no gemm_gflops: their rows are not set against this run's rate."""
+    results, _ = evaluated
+    from paip_trainer.prepare import PrepareSettings
+
+    with open(results, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    old = tmp_path / "old_results.csv"
+    with open(old, "w", newline="") as fh:
+        w = csv.DictWriter(fh, [k for k in rows[0] if k != "gemm_gflops"])
+        w.writeheader()
+        w.writerows({k: v for k, v in r.items() if k != "gemm_gflops"} for r in rows)
+    table5([old], paip_fixture, tmp_path / "t5", PrepareSettings(), variants=[("elunet", 4, 4)], tiles=5,
+           log=lambda *_: None)
+    row = _rows(tmp_path / "t5" / "table5.csv")["elunet_4_4"]
+    assert row["status"] == "trained" and float(row["gflops"]) > 0 and row["of_gemm"] == ""

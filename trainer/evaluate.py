@@ -48,6 +48,7 @@ from paipviewer.core.modelfile import load_model, model_files, training_totals
 from paipviewer.core.preprocess import to_float
 
 from .fit import predict_uint8_tiles
+from .flops import sgemm_gflops
 from paipviewer.core.outputs import check_new_files, check_writable_folder
 from .prepare import PrepareSettings, select_samples, split_samples, tiles_of
 from .report import PLOT, REPORT, write_report
@@ -55,7 +56,7 @@ from .report import PLOT, REPORT, write_report
 COLUMNS = ["model", "architecture", "filters", "depth", "params", "file_mb", "file_mb_with_optimizer",
            "jaccard_57", "mean_iou_57", "empty_tiles_57", "jaccard_tiles", "dice_tiles", "jaccard_image",
            "dice_image", "jaccard_pooled", "dice_pooled", "nuclei_pred", "nuclei_true", "det_f1", "aji", "pq", "load_s", "predict57_s", "total57_s", "tf_import_s",
-           "epochs", "train_minutes", "train_device", "views"]
+           "gemm_gflops", "epochs", "train_minutes", "train_device", "views"]
 RESULTS = "results.csv"
 IMAGES = "images.csv"
 SPLITS = ("test", "val", "all")
@@ -177,6 +178,7 @@ def evaluate(models: list[Path], data: Path, out: Path, settings: PrepareSetting
     check_new_files([out / name for name in (RESULTS, IMAGES, REPORT, PLOT)], "--out", overwrite)
     images = images_to_score(Path(data), settings, split, log)
     tf_s = tf_import_seconds()
+    gemm = sgemm_gflops()  # the machine's limit beside its times: table5's % of GEMM needs this run's own
     models = [Path(p) for p in models]
     rows, image_rows, failed = [], [], {}
     for path, name in zip(models, model_names(models)):
@@ -188,7 +190,7 @@ def evaluate(models: list[Path], data: Path, out: Path, settings: PrepareSetting
             failed[name] = _named(name, path, exc)
             log(f"{name}: not scored")
             continue
-        row.update(model=name, tf_import_s=tf_s)
+        row.update(model=name, tf_import_s=tf_s, gemm_gflops=gemm)
         rows.append(row)
         image_rows += [{**r, "model": name} for r in per_image]
     if rows:

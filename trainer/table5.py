@@ -6,7 +6,8 @@ file size with and without an Adam state, and load + 57 predictions on this CPU 
 do the same arithmetic as trained ones). Its accuracy cells stay empty, its status says
 "not trained here (needs a GPU)" and the report gives the command that trains it. No accuracy figure is
 ever filled in that a model did not earn. Every timed row also gets its convolution GFLOP per tile and
-the rate its 57 predictions reached, as a share of this CPU's float32 GEMM rate measured in the same run.
+the rate its 57 predictions reached, as a share of the float32 GEMM rate measured in the run that timed
+it (this one for untrained rows, the ``evaluate`` run for trained ones: the CPU may differ between them).
 """
 from __future__ import annotations
 
@@ -129,7 +130,10 @@ def table5(results: list[Path], data: Path, out: Path, settings: PrepareSettings
             if measure and row.get("predict57_s") not in (None, ""):
                 gflop = row.get("gflop_tile") or variant_gflop(*key)
                 rate = gflop * tiles / float(row["predict57_s"])
-                row.update(gflop_tile=gflop, gflops=rate, of_gemm=rate / gemm)
+                # A row is set against the GEMM rate of the run that timed it: the CPU changes between
+                # sessions. A results.csv from before evaluate recorded one leaves the share blank.
+                own = gemm if key not in trained else float(trained[key].get("gemm_gflops") or "nan")
+                row.update(gflop_tile=gflop, gflops=rate, of_gemm=rate / own if own == own else "")
             rows.append(row)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -184,8 +188,9 @@ def markdown(rows: list[dict], runs: int, gemm: float | None = None) -> str:
               "Study figures: its Table V (PAIP 2023 pancreas, Kaggle CPU); an empty study cell is a variant "
               "it could not build."
               + (f" GFLOP/tile counts every convolution's multiply-adds x2 at 256x256; % of GEMM is the rate "
-                 f"the 57 predictions reached against this CPU's float32 GEMM, {gemm:.0f} GFLOP/s (NumPy, "
-                 "2048x2048), measured in the same run." if gemm else "")]
+                 f"the 57 predictions reached against the float32 GEMM rate (NumPy, 2048x2048) of the run that "
+                 f"timed them: {gemm:.0f} GFLOP/s for the untrained rows, measured now; a trained row's own "
+                 "`evaluate` run's (– where that run did not record one)." if gemm else "")]
     if missing:
         lines += ["", f"Not trained here: {', '.join(missing)}. `paip-train grid --only {' '.join(missing)}` with "
                   "the recipe in `recipe_v2.md` trains them (a GPU: `--engine ray --gpus-per-trial 0.25`)."]
