@@ -132,8 +132,8 @@ def table5(results: list[Path], data: Path, out: Path, settings: PrepareSettings
                 rate = gflop * tiles / float(row["predict57_s"])
                 # A row is set against the GEMM rate of the run that timed it: the CPU changes between
                 # sessions. A results.csv from before evaluate recorded one leaves the share blank.
-                own = gemm if key not in trained else float(trained[key].get("gemm_gflops") or "nan")
-                row.update(gflop_tile=gflop, gflops=rate, of_gemm=rate / own if own == own else "")
+                own = trained[key].get("gemm_gflops") if key in trained else gemm
+                row.update(gflop_tile=gflop, gflops=rate, of_gemm=rate / float(own) if own else "")
             rows.append(row)
     finally:
         shutil.rmtree(work, ignore_errors=True)

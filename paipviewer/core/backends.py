@@ -72,11 +72,11 @@ def load_onnx(path: Path) -> OnnxModel:
 
 # OpenVINO's Python bindings deadlock when two threads make their first inference at the same time:
 # both stop for good in the input tensor's `.data` (7 of 10 fresh processes, benchmarks/
-# openvino_threads.py; the viewer comparing two models hung so in CI). One call at a time costs
-# nothing: a LATENCY-hinted request already uses every core, and two threads took 0.83x the time.
-# Reading and compiling a model take the same lock.
+# openvino_threads.py, 4 of 6 on a rerun; the viewer comparing two models hung so in CI). One call at
+# a time costs nothing: a LATENCY-hinted request already uses every core, and two threads x 100 tiles
+# took 0.99x the unguarded time on a quiet machine (0.83x with a training run beside them).
+# Making the Core, reading and compiling a model take the same lock.
 _openvino_calls = threading.RLock()
-_core_lock = threading.Lock()
 _core = None
 
 
@@ -135,7 +135,7 @@ def openvino_core():
     each Core loads its own CPU plugin with its own thread pool, and the viewer loads two models at
     once from two worker threads."""
     global _core
-    with _core_lock:
+    with _openvino_calls:
         if _core is None:
             import openvino
 
