@@ -42,10 +42,12 @@ def test_table5_keeps_evaluated_rows_and_measures_the_others_without_scoring_the
     from paip_trainer.flops import conv_gflop
     from paip_trainer.models import build_model
     assert float(trained["gflop_tile"]) == pytest.approx(conv_gflop(build_model("elunet", 4, 4)), rel=1e-3)
-    # its share of GEMM is against the rate its own evaluate run measured, not this run's
-    own = float(trained["gflops"]) / float(evaluated_row["gemm_gflops"])
-    assert float(evaluated_row["gemm_gflops"]) > 1 and float(trained["of_gemm"]) == pytest.approx(own, rel=1e-3)
     other = written["unet_4_3"]
+    # both rows are timed in this run and set against the one GEMM rate it measured
+    assert float(trained["gemm_gflops"]) > 1 and trained["gemm_gflops"] == other["gemm_gflops"]
+    for row in (trained, other):
+        share = float(row["gflops"]) / float(row["gemm_gflops"])
+        assert float(row["total57_s"]) > 0 and float(row["of_gemm"]) == pytest.approx(share, rel=1e-3)
     assert other["status"] == NOT_TRAINED
     assert int(other["params"]) == count_params("unet", 4, 3)
     assert float(other["file_mb"]) > 0 and float(other["file_mb_with_optimizer"]) > 1.5 * float(other["file_mb"])
@@ -89,19 +91,27 @@ def test_table5_leaves_out_rows_scored_with_test_time_augmentation(evaluated, tm
     assert row["source"] == str(results) and row["dice_image"] == rows[0]["dice_image"]
 
 
-def test_a_row_timed_by_a_run_that_kept_no_gemm_rate_gets_no_share(paip_fixture, evaluated, tmp_path):
-    """Older results.csv files have no gemm_gflops: their rows are not set against this run's rate."""
+def test_a_trained_row_is_timed_in_this_run_not_taken_from_its_evaluate_run(paip_fixture, evaluated, tmp_path):
+    """An evaluate run may have been on another CPU: its time is replaced, and kept (without a share)
+    only when the table measures nothing."""
     results, _ = evaluated
     from paip_trainer.prepare import PrepareSettings
 
     with open(results, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    old = tmp_path / "old_results.csv"
-    with open(old, "w", newline="") as fh:
-        w = csv.DictWriter(fh, [k for k in rows[0] if k != "gemm_gflops"])
+    elsewhere = tmp_path / "results.csv"  # as a slow CPU timed it, with a slow GEMM
+    with open(elsewhere, "w", newline="") as fh:
+        w = csv.DictWriter(fh, list(rows[0]))
         w.writeheader()
-        w.writerows({k: v for k, v in r.items() if k != "gemm_gflops"} for r in rows)
-    table5([old], paip_fixture, tmp_path / "t5", PrepareSettings(), variants=[("elunet", 4, 4)], tiles=5,
-           log=lambda *_: None)
-    row = _rows(tmp_path / "t5" / "table5.csv")["elunet_4_4"]
-    assert row["status"] == "trained" and float(row["gflops"]) > 0 and row["of_gemm"] == ""
+        w.writerows({**r, "load_s": "1.0", "predict57_s": "999.0", "total57_s": "1000.0", "gemm_gflops": "1.0"}
+                    for r in rows)
+    for measure in (True, False):
+        out = tmp_path / f"t5_{measure}"
+        table5([elsewhere], paip_fixture, out, PrepareSettings(), variants=[("elunet", 4, 4)], tiles=5,
+               measure=measure, log=lambda *_: None)
+        row = _rows(out / "table5.csv")["elunet_4_4"]
+        assert row["status"] == "trained" and row["jaccard_57"] == rows[0]["jaccard_57"]
+        if measure:
+            assert float(row["total57_s"]) < 100 and float(row["gemm_gflops"]) > 1 and float(row["of_gemm"]) < 2
+        else:
+            assert row["total57_s"] == "1000.0" and row["of_gemm"] == row["gemm_gflops"] == row["gflop_tile"] == ""

@@ -303,15 +303,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("table5", help="the 18 variants beside the study's Table V: evaluated rows, the rest "
-                                      "measured untrained and marked not trained")
+                                      "marked not trained; every row timed in this one run")
     _add_data_args(p)
     p.add_argument("--results", nargs="+", required=True, type=Path,
                    help="results.csv files of paip-train evaluate (the first that scored a variant wins)")
     p.add_argument("--out", required=True, type=Path, help="folder for table5.csv, table5.md and the plot")
-    p.add_argument("--runs", type=AT_LEAST_1, default=1, help="timing repeats of the untrained variants (1)")
+    p.add_argument("--runs", type=AT_LEAST_1, default=1, help="timing repeats of each variant (1)")
     p.add_argument("--tiles", type=AT_LEAST_1, default=57, help="test tiles timed, as evaluate (57)")
     p.add_argument("--no-measure", action="store_true",
-                   help="leave the untrained variants' size and time empty (U-Net 128/6 alone takes minutes)")
+                   help="time nothing (U-Net 128/6 alone takes minutes): the untrained variants' size and time "
+                        "stay empty, the trained rows keep their evaluate runs' times")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier table in --out")
     p.set_defaults(func=cmd_table5)
     return parser

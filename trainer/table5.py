@@ -1,13 +1,18 @@
 """``paip-train table5``: the study's 18 variants row by row beside its Table V, trained or honestly marked.
 
-A variant that an ``evaluate`` results.csv scored takes that row (the first file given that has it wins).
-Every other variant is built untrained and measured for what does not depend on its weights: parameters,
-file size with and without an Adam state, and load + 57 predictions on this CPU (Keras' initial weights
-do the same arithmetic as trained ones). Its accuracy cells stay empty, its status says
-"not trained here (needs a GPU)" and the report gives the command that trains it. No accuracy figure is
-ever filled in that a model did not earn. Every timed row also gets its convolution GFLOP per tile and
-the rate its 57 predictions reached, as a share of the float32 GEMM rate measured in the run that timed
-it (this one for untrained rows, the ``evaluate`` run for trained ones: the CPU may differ between them).
+A variant that an ``evaluate`` results.csv scored takes its scores, size and training from that row (the
+first file given that has it wins). A variant no file scored keeps its accuracy cells empty, its status
+says "not trained here (needs a GPU)" and the report gives the command that trains it: no accuracy figure
+is ever filled in that a model did not earn. It is built untrained for its parameters and file size with
+and without an Adam state.
+
+Every variant, trained or not, is timed here, in one run: load + 57 predictions on this CPU with Keras'
+initial weights, which do the same arithmetic as trained ones. The evaluate runs behind the trained rows
+may have run on other CPUs (the CPU changes between sessions), so their own times are not comparable
+with each other or with the untrained rows; one run makes the whole column one machine's. Each row also
+gets its convolution GFLOP per tile and the rate its 57 predictions reached, as a share of the float32
+GEMM rate measured in the same run. ``measure=False`` times nothing: the trained rows keep their
+evaluate runs' times, without a share.
 """
 from __future__ import annotations
 
@@ -30,9 +35,10 @@ from .variants import grid_variants, variant_id
 
 TABLE, CSV = "table5.md", "table5.csv"
 NOT_TRAINED = "not trained here (needs a GPU)"
+TIMES = ("load_s", "predict57_s", "total57_s")
 COLUMNS = ["variant", "architecture", "filters", "depth", "status", "model", "params", "file_mb",
-           "file_mb_with_optimizer", "jaccard_57", "dice_image", "aji", "det_f1", "load_s", "predict57_s",
-           "total57_s", "gflop_tile", "gflops", "of_gemm", "epochs", "train_minutes", "train_device",
+           "file_mb_with_optimizer", "jaccard_57", "dice_image", "aji", "det_f1", *TIMES,
+           "gflop_tile", "gflops", "gemm_gflops", "of_gemm", "epochs", "train_minutes", "train_device",
            "study_params", "study_size_mb", "study_jaccard", "study_time_s", "study_note"]
 
 
@@ -51,17 +57,7 @@ def read_results(paths: list[Path]) -> dict[tuple[str, int, int], dict]:
     return found
 
 
-def variant_gflop(architecture: str, filters: int, depth: int) -> float:
-    import keras
-
-    from .models import build_model
-
-    gflop = conv_gflop(build_model(architecture, filters, depth, input_size=None))
-    keras.backend.clear_session()
-    return gflop
-
-
-def measure_untrained(architecture: str, filters: int, depth: int, tiles57, runs: int, work: Path) -> dict:
+def measure_variant(architecture: str, filters: int, depth: int, tiles57, runs: int, work: Path) -> dict:
     """Parameters, GFLOP per tile, file sizes and load + 57 tile time of a variant with Keras' initial weights."""
     import keras
 
@@ -90,7 +86,7 @@ def measure_untrained(architecture: str, filters: int, depth: int, tiles57, runs
 
 
 def timing_tiles(data: Path, settings: PrepareSettings, n_tiles: int, seed: int):
-    """The test tiles ``evaluate`` times its 57 predictions on, so the untrained rows run the same inputs."""
+    """The test tiles ``evaluate`` times its 57 predictions on, so this run times the same inputs."""
     from .evaluate import images_to_score, pick_tiles
 
     test = images_to_score(Path(data), settings, "test", log=lambda *_: None)
@@ -106,7 +102,7 @@ def table5(results: list[Path], data: Path, out: Path, settings: PrepareSettings
     check_new_files([out / name for name in (TABLE, CSV, PLOT)], "--out", overwrite)
     trained, study = read_results([Path(p) for p in results]), study_rows()
     variants = grid_variants() if variants is None else variants
-    tiles57 = timing_tiles(data, settings, tiles, seed) if measure and any(v not in trained for v in variants) else None
+    tiles57 = timing_tiles(data, settings, tiles, seed) if measure else None
     gemm = sgemm_gflops() if measure else None
     rows = []
     work = Path(tempfile.mkdtemp(prefix="table5-", dir=out))
@@ -117,29 +113,31 @@ def table5(results: list[Path], data: Path, out: Path, settings: PrepareSettings
                    **{f"study_{k}": s.get(k) or "" for k in ("params", "size_mb", "jaccard", "time_s", "note")}}
             if key in trained:
                 r = trained[key]
-                row.update({k: r.get(k, "") for k in COLUMNS if k in r and not k.startswith("study_")},
-                           status="trained", model=r["model"])
+                kept = [k for k in COLUMNS if k in r and not k.startswith("study_") and k != "gemm_gflops"
+                        and not (measure and k in TIMES)]
+                row.update({k: r[k] for k in kept}, status="trained", model=r["model"])
             else:
                 row["status"] = NOT_TRAINED
-                if tiles57 is not None:
-                    log(f"{row['variant']}: measuring size and CPU time untrained")
-                    try:
-                        row.update(measure_untrained(*key, tiles57, runs, work))
-                    except (MemoryError, ValueError, OSError) as exc:
-                        row["status"] += f"; not measured: {' '.join(str(exc).split())[:120]}"
-            if measure and row.get("predict57_s") not in (None, ""):
-                gflop = row.get("gflop_tile") or variant_gflop(*key)
-                rate = gflop * tiles / float(row["predict57_s"])
-                # A row is set against the GEMM rate of the run that timed it: the CPU changes between
-                # sessions. A results.csv from before evaluate recorded one leaves the share blank.
-                own = trained[key].get("gemm_gflops") if key in trained else gemm
-                row.update(gflop_tile=gflop, gflops=rate, of_gemm=rate / float(own) if own else "")
+            if tiles57 is not None:
+                log(f"{row['variant']}: timing load + {tiles} tiles" + ("" if key in trained else ", measuring size"))
+                try:
+                    measured = measure_variant(*key, tiles57, runs, work)
+                    row.update(measured if key not in trained else
+                               {k: measured[k] for k in (*TIMES, "gflop_tile")})
+                    rate = measured["gflop_tile"] * tiles / measured["predict57_s"]
+                    row.update(gflops=rate, gemm_gflops=gemm, of_gemm=rate / gemm)
+                except (MemoryError, ValueError, OSError) as exc:
+                    why = f"not measured: {' '.join(str(exc).split())[:120]}"
+                    if key in trained:  # its scores stand; its time cells stay empty
+                        log(f"{row['variant']}: {why}")
+                    else:
+                        row["status"] += f"; {why}"
             rows.append(row)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_text_atomic(out / CSV, rows_to_csv(rows))
     scored = [{**r, **{k: float(r[k]) for k in ("jaccard_57", "total57_s")}, "params": int(r["params"])}
-              for r in rows if r["status"] == "trained"]
+              for r in rows if r["status"] == "trained" and r.get("total57_s") not in (None, "")]
     plot(scored, out / PLOT)
     write_text_atomic(out / TABLE, markdown(rows, runs, gemm))
     log(f"wrote {out / CSV}, {out / TABLE}, {out / PLOT}")
@@ -183,14 +181,15 @@ def markdown(rows: list[dict], runs: int, gemm: float | None = None) -> str:
             f"| {_num(100 * r['of_gemm'], 0) if r.get('of_gemm') not in (None, '') else '–'} "
             f"| {_fmt(r.get('epochs'))} | {_num(r.get('train_minutes'), 1)} | {where} |")
     missing = [r["variant"] for r in rows if r["status"] != "trained"]
-    lines += ["", f"Times: load + 57 predictions one tile at a time on this machine's CPU, median of {runs} run(s); "
-              "an untrained variant is timed with Keras' initial weights (the same arithmetic as trained ones). "
-              "Study figures: its Table V (PAIP 2023 pancreas, Kaggle CPU); an empty study cell is a variant "
-              "it could not build."
-              + (f" GFLOP/tile counts every convolution's multiply-adds x2 at 256x256; % of GEMM is the rate "
-                 f"the 57 predictions reached against the float32 GEMM rate (NumPy, 2048x2048) of the run that "
-                 f"timed them: {gemm:.0f} GFLOP/s for the untrained rows, measured now; a trained row's own "
-                 "`evaluate` run's (– where that run did not record one)." if gemm else "")]
+    timing = (f"Times: load + 57 predictions one tile at a time, every row in this one run on this machine's CPU, "
+              f"median of {runs} run(s), with Keras' initial weights (the same arithmetic as trained ones). "
+              "GFLOP/tile counts every convolution's multiply-adds x2 at 256x256; % of GEMM is the rate the 57 "
+              f"predictions reached against this CPU's float32 GEMM rate (NumPy, 2048x2048) in the same run: "
+              f"{gemm:.0f} GFLOP/s." if gemm else
+              "Times: a trained row's own `evaluate` run (runs may have been on different CPUs); "
+              "no other row was timed.")
+    lines += ["", timing + " Study figures: its Table V (PAIP 2023 pancreas, Kaggle CPU); an empty study cell is a "
+              "variant it could not build."]
     if missing:
         lines += ["", f"Not trained here: {', '.join(missing)}. `paip-train grid --only {' '.join(missing)}` with "
                   "the recipe in `recipe_v2.md` trains them (a GPU: `--engine ray --gpus-per-trial 0.25`)."]
