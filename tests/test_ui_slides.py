@@ -141,7 +141,9 @@ def test_a_run_asked_for_while_drawn_truth_is_read_waits_for_it(qtbot, cache, tm
 def test_a_second_model_runs_into_a_linked_view_beside_the_first(window, qtbot):
     from pathlib import Path
 
-    qtbot.waitUntil(lambda: window.truth is not None, timeout=10000)
+    # The truth arrives before its reading task ends; a run asked for in between waits for that end, and
+    # the views would not be locked yet when looked at below.
+    qtbot.waitUntil(lambda: window.truth is not None and window._truth_task is None, timeout=10000)
     box = window.compare_box
     box.setCurrentIndex(next(i for i in range(1, box.count()) if Path(box.itemData(i)).stem == "elunet_4_4"))
     second = window.view2
