@@ -178,7 +178,7 @@ def evaluate(models: list[Path], data: Path, out: Path, settings: PrepareSetting
     check_new_files([out / name for name in (RESULTS, IMAGES, REPORT, PLOT)], "--out", overwrite)
     images = images_to_score(Path(data), settings, split, log)
     tf_s = tf_import_seconds()
-    gemm = sgemm_gflops()  # the machine's limit beside its times: table5's % of GEMM needs this run's own
+    gemm = sgemm_gflops()  # the machine's limit beside this run's times: the CPU changes between sessions
     models = [Path(p) for p in models]
     rows, image_rows, failed = [], [], {}
     for path, name in zip(models, model_names(models)):
